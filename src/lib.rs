@@ -1,0 +1,8 @@
+//! hostguard: a CNI chaining plugin that keeps the node's own network intact.
+//!
+//! `main.rs` is only the entry point; everything lives here so integration tests and benches
+//! reach it.
+
+pub mod atomic;
+pub mod lock;
+pub mod cli;
