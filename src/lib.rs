@@ -4,5 +4,9 @@
 //! reach it.
 
 pub mod atomic;
-pub mod lock;
 pub mod cli;
+pub mod cni;
+pub mod host;
+pub mod lock;
+pub mod log;
+pub mod state;

@@ -1,0 +1,234 @@
+//! CNI mode: the protocol only. Parse the environment and stdin, dispatch one verb, print its
+//! result or a CNI error on stdout. Host work lives in `crate::host`; nothing here speaks netlink.
+
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod version;
+
+mod add;
+mod check;
+mod del;
+mod gc;
+mod status;
+
+use std::io::{Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::log::Logger;
+use crate::state::StateDir;
+use config::{LogLevel, NetConf};
+use env::{CniEnv, Verb};
+use error::{code, CniError, CniResult};
+
+/// The largest network configuration we read. Real ones are a few KiB; the cap bounds memory
+/// and time whatever a caller pipes in.
+pub const MAX_STDIN: u64 = 1 << 20;
+
+/// One parsed invocation, handed to a verb.
+pub struct Request {
+    pub verb: Verb,
+    pub env: CniEnv,
+    pub conf: NetConf,
+}
+
+/// Runs one CNI invocation from the process environment and stdio; returns the exit status.
+pub fn run() -> i32 {
+    let lookup = |key: &str| std::env::var(key).ok();
+    let (reply, status) = invocation(&lookup, &mut std::io::stdin().lock());
+    let mut out = std::io::stdout().lock();
+    if let Some(text) = reply {
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+    status
+}
+
+/// The whole invocation as a function of its inputs: what to print on stdout and the exit status.
+pub fn invocation(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+) -> (Option<String>, i32) {
+    let verb = match env::verb_from(lookup) {
+        Ok(verb) => verb,
+        Err(err) => return (Some(err.to_json(version::CURRENT)), 1),
+    };
+    if verb == Verb::Version {
+        // VERSION needs nothing but CNI_COMMAND, and stdin may be anything or nothing.
+        return (Some(version::version_reply()), 0);
+    }
+    let input = match read_capped(stdin) {
+        Ok(bytes) => bytes,
+        Err(err) => return (Some(err.to_json(version::CURRENT)), 1),
+    };
+    let reply_version =
+        config::peek_version(&input).unwrap_or_else(|| version::CURRENT.to_string());
+    let mut log = Logger::new(
+        verb.as_str(),
+        lookup("CNI_CONTAINERID").as_deref(),
+        lookup("CNI_IFNAME").as_deref(),
+    );
+    // A panic is a bug, but the runtime must still get a CNI error, not a backtrace.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        dispatch(verb, lookup, &input, &mut log)
+    }))
+    .unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(CniError::new(
+            code::IO_FAILURE,
+            format!("internal error: {what}"),
+            "this is a hostguard bug; please report it with the log file",
+        ))
+    });
+    match outcome {
+        Ok(out) => {
+            log.finish(LogLevel::Info, "ok");
+            (out, 0)
+        }
+        Err(err) => {
+            log.finish(LogLevel::Error, &err.to_string());
+            (Some(err.to_json(&reply_version)), 1)
+        }
+    }
+}
+
+fn dispatch(
+    verb: Verb,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    input: &[u8],
+    log: &mut Logger,
+) -> CniResult<Option<String>> {
+    let env = env::env_for(verb, lookup)?;
+    let conf = config::parse(input)?;
+    if let Some(path) = &conf.plugin.log_file {
+        log.open_file(path, conf.plugin.log_level);
+    }
+    let needed = match verb {
+        Verb::Check => Some(version::SpecVersion::CHECK),
+        Verb::Status | Verb::Gc => Some(version::SpecVersion::STATUS_GC),
+        _ => None,
+    };
+    if let Some(minimum) = needed {
+        if conf.spec < minimum {
+            return Err(CniError::new(
+                code::INCOMPATIBLE_VERSION,
+                format!("{} is not part of CNI {}", verb.as_str(), conf.cni_version),
+                format!("{} needs cniVersion {minimum:?} or later", verb.as_str()),
+            ));
+        }
+    }
+    let req = Request { verb, env, conf };
+    log.debug(&format!(
+        "network {} spec {}",
+        req.conf.name, req.conf.cni_version
+    ));
+    match verb {
+        Verb::Add => add::add(&req, log).map(|v| Some(v.to_string())),
+        Verb::Check => check::check(&req, log).map(|()| None),
+        Verb::Del => del::del(&req, log).map(|()| None),
+        Verb::Status => status::status(&req, log).map(|()| None),
+        Verb::Gc => gc::gc(&req, log).map(|()| None),
+        Verb::Version => Ok(Some(version::version_reply())),
+    }
+}
+
+fn read_capped(stdin: &mut dyn Read) -> CniResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    stdin
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| CniError::new(code::IO_FAILURE, format!("cannot read stdin: {err}"), ""))?;
+    if bytes.len() as u64 > MAX_STDIN {
+        return Err(CniError::new(
+            code::DECODING_FAILURE,
+            format!("stdin is larger than {} KiB", MAX_STDIN >> 10),
+            "a CNI network configuration is a few KiB; the caller sent something else",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// prevResult as our result: untouched except `cniVersion`, which must be the config's.
+pub(crate) fn passthrough(prev: &Map<String, Value>, cni_version: &str) -> Value {
+    let mut out = prev.clone();
+    out.insert("cniVersion".into(), Value::String(cni_version.to_string()));
+    Value::Object(out)
+}
+
+pub(crate) fn open_state(dir: &Path) -> CniResult<StateDir> {
+    StateDir::open(dir).map_err(|err| {
+        CniError::new(
+            code::IO_FAILURE,
+            format!("cannot use state directory {}", dir.display()),
+            format!("{err:#}; check stateDir in the conflist and that it is writable by root"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn call(pairs: &[(&str, &str)], stdin: &[u8]) -> (Option<Value>, i32) {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (out, status) = invocation(&|k| map.get(k).cloned(), &mut &stdin[..]);
+        (out.map(|t| serde_json::from_str(&t).unwrap()), status)
+    }
+
+    #[test]
+    fn version_needs_only_the_command() {
+        let (out, status) = call(&[("CNI_COMMAND", "VERSION")], b"garbage");
+        assert_eq!(status, 0);
+        let out = out.unwrap();
+        assert_eq!(out["cniVersion"], "1.1.0");
+        assert_eq!(out["supportedVersions"].as_array().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn oversized_stdin_is_refused_without_reading_it_all() {
+        let big = vec![b' '; (MAX_STDIN + 10) as usize];
+        let (out, status) = call(&[("CNI_COMMAND", "STATUS")], &big);
+        assert_eq!(status, 1);
+        assert_eq!(out.unwrap()["code"], 6);
+    }
+
+    #[test]
+    fn errors_answer_in_the_callers_version() {
+        let (out, status) = call(
+            &[
+                ("CNI_COMMAND", "CHECK"),
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_NETNS", "/x"),
+                ("CNI_IFNAME", "e"),
+            ],
+            br#"{"cniVersion":"0.3.1","name":"n"}"#,
+        );
+        assert_eq!(status, 1);
+        let out = out.unwrap();
+        assert_eq!(out["code"], 1);
+        assert_eq!(out["cniVersion"], "0.3.1");
+    }
+
+    #[test]
+    fn passthrough_keeps_unknown_fields() {
+        let prev: Map<String, Value> = serde_json::from_str(
+            r#"{"cniVersion":"0.4.0","ips":[{"version":"4"}],"x-vendor":{"a":1}}"#,
+        )
+        .unwrap();
+        let out = passthrough(&prev, "1.0.0");
+        assert_eq!(out["cniVersion"], "1.0.0");
+        assert_eq!(out["x-vendor"]["a"], 1);
+        assert_eq!(out["ips"][0]["version"], "4");
+    }
+}

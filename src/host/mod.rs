@@ -1,0 +1,3 @@
+//! The host model: what hostguard observes and guards in the namespace it runs in.
+
+pub mod routes;

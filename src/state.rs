@@ -1,0 +1,272 @@
+//! `stateDir`: the baseline, per-attachment records, the uplink journal and their locks. Every file
+//! is written through the atomic writer and validated when read; a corrupt file is an error that
+//! names it, never a panic and never silently replaced.
+
+use std::fs::{self, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::libc;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::host::routes::DefaultRoute;
+use crate::lock::{self, LockGuard};
+
+/// Bumped when a file's shape changes incompatibly; older files are then refused with a message.
+pub const FORMAT_VERSION: u32 = 1;
+/// State files are small; a huge one is corruption or an attack, and must not exhaust memory.
+const MAX_STATE_FILE: u64 = 16 << 20;
+
+pub const BASELINE_FILE: &str = "baseline.json";
+pub const JOURNAL_FILE: &str = "uplink-journal.json";
+pub const ATTACHMENTS_DIR: &str = "attachments";
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// What the host looked like when hostguard first saw it, kept up to date by ADD.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub version: u32,
+    pub routes: Vec<DefaultRoute>,
+    /// Policy rules selected by `rules.match`, stored as the rules guard defines them.
+    #[serde(default)]
+    pub rules: Vec<serde_json::Value>,
+}
+
+/// One ADD that has not been deleted yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRecord {
+    pub version: u32,
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
+    pub netns: String,
+    pub network: String,
+    pub created_unix: u64,
+}
+
+impl StateDir {
+    /// Opens (creating with mode 0700 if needed) the state directory. A symlinked stateDir is
+    /// accepted (operators move /var/lib onto other disks); files inside are never followed.
+    pub fn open(root: &Path) -> Result<StateDir> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root.join(ATTACHMENTS_DIR))
+            .with_context(|| format!("create state directory {}", root.display()))?;
+        let meta = fs::metadata(root).with_context(|| format!("stat {}", root.display()))?;
+        if !meta.is_dir() {
+            bail!("state directory {} is not a directory", root.display());
+        }
+        Ok(StateDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Serializes the writers of one kind of state (`baseline`, `uplink`, `attachments`).
+    pub fn lock(&self, name: &str) -> Result<LockGuard> {
+        lock::lock_exclusive(&self.root.join(format!("{name}.lock")))
+    }
+
+    pub fn read_baseline(&self) -> Result<Option<Baseline>> {
+        let baseline: Option<Baseline> = self.read_json(&self.root.join(BASELINE_FILE))?;
+        match baseline {
+            Some(b) if b.version != FORMAT_VERSION => bail!(
+                "{} has format version {}, this hostguard reads {FORMAT_VERSION}",
+                self.root.join(BASELINE_FILE).display(),
+                b.version
+            ),
+            other => Ok(other),
+        }
+    }
+
+    pub fn write_baseline(&self, baseline: &Baseline) -> Result<()> {
+        self.write_json(&self.root.join(BASELINE_FILE), baseline)
+    }
+
+    pub fn attachment_path(&self, container_id: &str, ifname: &str) -> PathBuf {
+        self.root
+            .join(ATTACHMENTS_DIR)
+            .join(attachment_file_name(container_id, ifname))
+    }
+
+    pub fn write_attachment(&self, record: &AttachmentRecord) -> Result<()> {
+        self.write_json(
+            &self.attachment_path(&record.container_id, &record.ifname),
+            record,
+        )
+    }
+
+    pub fn remove_attachment(&self, container_id: &str, ifname: &str) -> Result<()> {
+        atomic::remove_durable(&self.attachment_path(container_id, ifname))
+    }
+
+    /// Every attachment file, each with its parsed record or the reason it could not be read.
+    pub fn attachments(&self) -> Result<Vec<(PathBuf, Result<AttachmentRecord>)>> {
+        let dir = self.root.join(ATTACHMENTS_DIR);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))? {
+            let path = entry
+                .with_context(|| format!("list {}", dir.display()))?
+                .path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.as_deref().is_some_and(atomic::is_temp_name) {
+                continue;
+            }
+            let record = self
+                .read_json::<AttachmentRecord>(&path)
+                .and_then(|r| r.with_context(|| format!("{} vanished", path.display())));
+            out.push((path, record));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.root.join(JOURNAL_FILE)
+    }
+
+    /// Reads a JSON state file: `None` if absent; an error naming the file if it is a symlink,
+    /// not a regular file, too large, or not what we wrote.
+    pub fn read_json<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<T>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path);
+        let file = match file {
+            Ok(f) => f,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!("open {} (a symlink there is refused)", path.display())
+                })
+            }
+        };
+        let meta = file
+            .metadata()
+            .with_context(|| format!("stat {}", path.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a regular file", path.display());
+        }
+        if meta.len() > MAX_STATE_FILE {
+            bail!(
+                "{} is {} bytes, larger than any state hostguard writes",
+                path.display(),
+                meta.len()
+            );
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_STATE_FILE + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("read {}", path.display()))?;
+        let value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is corrupt", path.display()))?;
+        Ok(Some(value))
+    }
+
+    pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(value)
+            .with_context(|| format!("serialize {}", path.display()))?;
+        bytes.push(b'\n');
+        atomic::write_atomic(path, &bytes, 0o600, |written| {
+            serde_json::from_slice::<serde_json::Value>(written)
+                .map(drop)
+                .with_context(|| format!("{} did not read back as JSON", path.display()))
+        })
+    }
+}
+
+/// `<containerID>@<ifname>.json`. The container ID is already restricted to `[A-Za-z0-9_.-]`;
+/// the interface name may hold almost any byte, so everything outside that set is %-escaped and a
+/// name can never leave the attachments directory.
+pub fn attachment_file_name(container_id: &str, ifname: &str) -> String {
+    let mut name = String::with_capacity(container_id.len() + ifname.len() + 8);
+    for part in [container_id, "@", ifname] {
+        if part == "@" {
+            name.push('@');
+            continue;
+        }
+        for byte in part.bytes() {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-') {
+                name.push(char::from(byte));
+            } else {
+                name.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    name.push_str(".json");
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hg-state-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn file_names_cannot_escape_the_directory() {
+        assert_eq!(attachment_file_name("abc", "eth0"), "abc@eth0.json");
+        let hostile = attachment_file_name("a..b", "../../x");
+        assert!(!hostile.contains('/'));
+        assert_eq!(hostile, "a..b@..%2F..%2Fx.json");
+        assert_ne!(
+            attachment_file_name("a", "b@c"),
+            attachment_file_name("a@b", "c")
+        );
+    }
+
+    #[test]
+    fn records_round_trip_and_corruption_is_named() {
+        let dir = scratch("rt");
+        let state = StateDir::open(&dir).unwrap();
+        let rec = AttachmentRecord {
+            version: FORMAT_VERSION,
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+            netns: "/run/netns/x".into(),
+            network: "n".into(),
+            created_unix: 1,
+        };
+        state.write_attachment(&rec).unwrap();
+        let all = state.attachments().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].1.as_ref().unwrap(), &rec);
+
+        fs::write(dir.join(BASELINE_FILE), b"{\"version\":1,\"rou").unwrap();
+        let err = state.read_baseline().unwrap_err();
+        assert!(
+            format!("{err:#}").contains("baseline.json is corrupt"),
+            "{err:#}"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn symlinked_and_special_state_files_are_refused() {
+        let dir = scratch("sym");
+        let state = StateDir::open(&dir).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.join(BASELINE_FILE)).unwrap();
+        assert!(state.read_baseline().is_err());
+        fs::remove_file(dir.join(BASELINE_FILE)).unwrap();
+        nix::unistd::mkfifo(&dir.join(BASELINE_FILE), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = state.read_baseline().unwrap_err();
+        assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,358 @@
+//! The CNI protocol end to end: the real binary, run as a runtime runs it, inside a throwaway
+//! "host" namespace, with a throwaway "container" namespace.
+
+mod common;
+
+use common::{conf, prev_result, Cni, Netns, TempDir, VERSIONS};
+use serde_json::{json, Value};
+
+struct Node {
+    host: Netns,
+    container: Netns,
+    state: TempDir,
+}
+
+impl Node {
+    fn new(tag: &str) -> Node {
+        Node {
+            host: Netns::new(&format!("{tag}h")),
+            container: Netns::new(&format!("{tag}c")),
+            state: TempDir::new(tag),
+        }
+    }
+
+    fn conf(&self, version: &str, extra: Value) -> Value {
+        conf(version, &self.state.path, extra)
+    }
+
+    fn with_prev(&self, version: &str) -> Value {
+        self.conf(version, json!({ "prevResult": prev_result(version) }))
+    }
+
+    fn verb(&self, verb: &str, id: &str) -> Cni {
+        Cni::attach(verb, id, &self.container.path(), "eth0").in_ns(&self.host)
+    }
+
+    fn records(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.state.join("attachments"))
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+#[test]
+fn version_answers_with_every_supported_version_and_needs_no_other_variable() {
+    for input in [
+        "",
+        r#"{"cniVersion":"0.3.0"}"#,
+        r#"{"cniVersion":"1.1.0"}"#,
+        "not json",
+    ] {
+        let out = Cni::new("VERSION").stdin(input).run();
+        out.ok();
+        let json = out.json();
+        assert_eq!(json["cniVersion"], "1.1.0");
+        assert_eq!(json["supportedVersions"], json!(VERSIONS));
+    }
+}
+
+#[test]
+fn add_passes_prev_result_through_in_every_version() {
+    let node = Node::new("add");
+    for version in VERSIONS {
+        let id = format!("ctr-{}", version.replace('.', ""));
+        let out = node.verb("ADD", &id).config(&node.with_prev(version)).run();
+        out.ok();
+        let mut expected = prev_result(version);
+        expected["cniVersion"] = version.into();
+        assert_eq!(out.json(), expected, "version {version}");
+    }
+    assert_eq!(node.records().len(), VERSIONS.len());
+}
+
+#[test]
+fn add_result_takes_the_config_version_even_when_prev_result_says_otherwise() {
+    let node = Node::new("ver");
+    let mut conf = node.with_prev("1.0.0");
+    conf["prevResult"]["cniVersion"] = "0.4.0".into();
+    let out = node.verb("ADD", "c1").config(&conf).run();
+    out.ok();
+    assert_eq!(out.json()["cniVersion"], "1.0.0");
+    assert_eq!(out.json()["x-unknown-vendor-field"]["kept"], true);
+}
+
+#[test]
+fn add_without_prev_result_is_code_7_and_records_nothing() {
+    let node = Node::new("noprev");
+    let out = node
+        .verb("ADD", "c1")
+        .config(&node.conf("1.0.0", json!({})))
+        .run();
+    let err = out.error(7);
+    assert!(err["msg"].as_str().unwrap().contains("prevResult"), "{err}");
+    assert!(node.records().is_empty());
+}
+
+#[test]
+fn check_exists_from_0_4_0_on() {
+    let node = Node::new("check");
+    for version in VERSIONS {
+        node.verb("ADD", "c1")
+            .config(&node.with_prev(version))
+            .run()
+            .ok();
+        let out = node
+            .verb("CHECK", "c1")
+            .config(&node.with_prev(version))
+            .run();
+        if version.starts_with("0.3") {
+            out.error(1);
+        } else {
+            out.ok_silent();
+        }
+    }
+}
+
+#[test]
+fn del_is_idempotent_and_needs_neither_prev_result_nor_netns() {
+    let node = Node::new("del");
+    node.verb("ADD", "c1")
+        .config(&node.with_prev("1.0.0"))
+        .run()
+        .ok();
+    assert_eq!(node.records(), vec!["c1@eth0.json"]);
+
+    node.verb("DEL", "c1")
+        .config(&node.with_prev("1.0.0"))
+        .run()
+        .ok_silent();
+    assert!(node.records().is_empty());
+    // Second DEL, DEL without prevResult, with empty CNI_NETNS, with a deleted netns path.
+    node.verb("DEL", "c1")
+        .config(&node.with_prev("1.0.0"))
+        .run()
+        .ok_silent();
+    node.verb("DEL", "c1")
+        .config(&node.conf("1.0.0", json!({})))
+        .run()
+        .ok_silent();
+    node.verb("DEL", "c1")
+        .env("CNI_NETNS", "")
+        .config(&node.conf("0.3.1", json!({})))
+        .run()
+        .ok_silent();
+    node.verb("DEL", "c1")
+        .env("CNI_NETNS", "/run/netns/hgt-does-not-exist")
+        .config(&node.conf("0.4.0", json!({})))
+        .run()
+        .ok_silent();
+    // DEL with no state directory at all.
+    let fresh = conf("1.0.0", &node.state.join("never-created"), json!({}));
+    node.verb("DEL", "c2").config(&fresh).run().ok_silent();
+}
+
+#[test]
+fn del_after_the_container_namespace_is_gone_succeeds() {
+    let node = Node::new("gone");
+    node.verb("ADD", "c1")
+        .config(&node.with_prev("1.1.0"))
+        .run()
+        .ok();
+    let path = node.container.path();
+    drop(node.container);
+    assert!(!path.exists());
+    Cni::attach("DEL", "c1", &path, "eth0")
+        .in_ns(&node.host)
+        .config(&conf("1.1.0", &node.state.path, json!({})))
+        .run()
+        .ok_silent();
+    assert!(std::fs::read_dir(node.state.join("attachments"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn status_and_gc_exist_from_1_1_0_on() {
+    let node = Node::new("stgc");
+    for version in VERSIONS {
+        for verb in ["STATUS", "GC"] {
+            let out = Cni::new(verb)
+                .in_ns(&node.host)
+                .config(&node.conf(version, json!({})))
+                .run();
+            if version == "1.1.0" {
+                out.ok_silent();
+            } else {
+                out.error(1);
+            }
+        }
+    }
+}
+
+#[test]
+fn gc_keeps_exactly_the_valid_attachments() {
+    let node = Node::new("gc");
+    let add_all = |ids: &[&str]| {
+        for id in ids {
+            node.verb("ADD", id)
+                .config(&node.with_prev("1.1.0"))
+                .run()
+                .ok();
+        }
+    };
+    add_all(&["a", "b", "c"]);
+    let gc = |key: &str, value: Value| {
+        Cni::new("GC")
+            .in_ns(&node.host)
+            .config(&node.conf("1.1.0", json!({ key: value })))
+            .run()
+            .ok_silent();
+    };
+    gc(
+        "cni.dev/valid-attachments",
+        json!([{"containerID": "a", "ifname": "eth0"}, {"containerID": "c", "ifname": "eth9"}]),
+    );
+    assert_eq!(node.records(), vec!["a@eth0.json"]);
+
+    add_all(&["b"]);
+    gc(
+        "cni.dev/attachments",
+        json!([{"containerID": "b", "ifname": "eth0"}]),
+    );
+    assert_eq!(node.records(), vec!["b@eth0.json"]);
+
+    gc("cni.dev/valid-attachments", Value::Null);
+    assert!(node.records().is_empty());
+}
+
+#[test]
+fn missing_and_invalid_environment_is_code_4_naming_the_variable() {
+    let node = Node::new("env");
+    let conf = node.with_prev("1.0.0");
+    for var in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"] {
+        let err = node
+            .verb("ADD", "c1")
+            .unset(var)
+            .config(&conf)
+            .run()
+            .error(4);
+        assert!(err["msg"].as_str().unwrap().contains(var), "{err}");
+    }
+    let err = Cni::new("FROB").config(&conf).run().error(4);
+    assert!(err["msg"].as_str().unwrap().contains("FROB"));
+    for ifname in ["", "0123456789abcdef", "..", "a/b", "a:b", "a b"] {
+        let out = node
+            .verb("ADD", "c1")
+            .env("CNI_IFNAME", ifname)
+            .config(&conf)
+            .run();
+        out.error(4);
+    }
+    assert!(node.records().is_empty());
+}
+
+#[test]
+fn hostile_container_ids_never_escape_the_state_directory() {
+    let node = Node::new("hostile");
+    let outside = node.state.join("../escaped");
+    for id in [
+        "../escaped",
+        "..",
+        "/etc/passwd",
+        "a/../../b",
+        "-rf",
+        ".hidden",
+        "a\nb",
+        &"x".repeat(4096),
+    ] {
+        let out = node.verb("ADD", id).config(&node.with_prev("1.0.0")).run();
+        out.error(4);
+        node.verb("DEL", id)
+            .config(&node.with_prev("1.0.0"))
+            .run()
+            .error(4);
+    }
+    assert!(!outside.exists());
+    assert!(node.records().is_empty());
+}
+
+#[test]
+fn broken_config_gets_the_spec_codes_and_touches_nothing() {
+    let node = Node::new("bad");
+    let cases: Vec<(Vec<u8>, u64)> = vec![
+        (b"".to_vec(), 6),
+        (b"{".to_vec(), 6),
+        (b"[1,2]".to_vec(), 6),
+        (vec![0xff, 0xfe, b'{', b'}'], 6),
+        (
+            br#"{"cniVersion":"1.0.0","name":"n","type":"hostguard","x":"a\u0000b"#.to_vec(),
+            6,
+        ),
+        (br#"{"name":"n"}"#.to_vec(), 7),
+        (br#"{"cniVersion":"1.0.0"}"#.to_vec(), 7),
+        (br#"{"cniVersion":"2.0.0","name":"n"}"#.to_vec(), 1),
+        (br#"{"cniVersion":1.0,"name":"n"}"#.to_vec(), 7),
+        (
+            br#"{"cniVersion":"1.0.0","name":"n","routes":{"restor":true}}"#.to_vec(),
+            2,
+        ),
+        (
+            br#"{"cniVersion":"1.0.0","name":"n","uplink":"eth1"}"#.to_vec(),
+            7,
+        ),
+        (
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
+            6,
+        ),
+    ];
+    for (stdin, code) in cases {
+        let out = node.verb("ADD", "c1").stdin(stdin.clone()).run();
+        out.error(code);
+    }
+    assert!(!node.state.join("attachments").exists());
+}
+
+#[test]
+fn oversized_stdin_is_refused() {
+    let node = Node::new("big");
+    let mut body = br#"{"cniVersion":"1.0.0","name":"n","pad":""#.to_vec();
+    body.resize(64 << 20, b'a');
+    node.verb("ADD", "c1").stdin(body).run().error(6);
+}
+
+#[test]
+fn a_corrupt_baseline_is_reported_not_replaced() {
+    let node = Node::new("corrupt");
+    std::fs::write(
+        node.state.join("baseline.json"),
+        b"{\"version\":1,\"routes\":[{",
+    )
+    .unwrap();
+    let before = std::fs::read(node.state.join("baseline.json")).unwrap();
+    let err = Cni::new("STATUS")
+        .in_ns(&node.host)
+        .config(&node.conf("1.1.0", json!({})))
+        .run()
+        .error(50);
+    assert!(
+        err["details"].as_str().unwrap().contains("baseline.json"),
+        "{err}"
+    );
+    node.verb("ADD", "c1")
+        .config(&node.with_prev("1.1.0"))
+        .run();
+    node.verb("CHECK", "c1")
+        .config(&node.with_prev("1.1.0"))
+        .run()
+        .error(5);
+    assert_eq!(
+        std::fs::read(node.state.join("baseline.json")).unwrap(),
+        before
+    );
+}

@@ -1,0 +1,315 @@
+//! Shared test harness: throwaway network namespaces and a builder that runs the real hostguard
+//! binary as a runtime would (CNI_* environment, config on stdin) inside one of them.
+//!
+//! Host safety: every namespace here is created by the test and removed by `Drop`, even when the
+//! test panics. The machine's root namespace is never changed: `ip` always runs with `-n`.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hostguard");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    // Namespace names are file names under /run/netns; keep them short and unique per process.
+    let mut tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    tag.truncate(12);
+    format!("hgt-{}-{n}-{tag}", std::process::id())
+}
+
+/// A network namespace that exists for the life of the value.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = unique(tag);
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.ip("link set lo up");
+        ns
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// `ip -n <ns> <args>`; panics with the command's stderr if it fails.
+    pub fn ip(&self, args: &str) -> String {
+        let out = self.try_ip(args);
+        assert!(
+            out.status.success(),
+            "ip -n {} {args}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn try_ip(&self, args: &str) -> Output {
+        let mut cmd = Command::new("ip");
+        cmd.arg("-n").arg(&self.name);
+        cmd.args(args.split_whitespace());
+        cmd.output().expect("run ip")
+    }
+
+    /// A veth pair with `here` in this namespace and `there` in `peer`, both up.
+    pub fn veth_to(&self, here: &str, peer: &Netns, there: &str) {
+        self.ip(&format!(
+            "link add {here} type veth peer name {there} netns {}",
+            peer.name
+        ));
+        self.ip(&format!("link set {here} up"));
+        peer.ip(&format!("link set {there} up"));
+    }
+
+    /// Every route of every table and both families, as `ip -d` prints them, sorted: the
+    /// before/after picture the route tests compare.
+    pub fn all_routes(&self) -> Vec<String> {
+        let mut lines: Vec<String> = ["-4", "-6"]
+            .iter()
+            .flat_map(|fam| {
+                self.ip(&format!("-d {fam} route show table all"))
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    pub fn default_routes(&self) -> Vec<String> {
+        self.all_routes()
+            .into_iter()
+            .filter(|l| l.contains("default"))
+            .filter(|l| !l.contains("table local"))
+            .collect()
+    }
+
+    /// Links, addresses, routes and rules: the whole observable network state.
+    pub fn snapshot(&self) -> String {
+        let mut parts = vec![
+            self.ip("-d link show"),
+            self.ip("addr show"),
+            self.all_routes().join("\n"),
+        ];
+        for fam in ["-4", "-6"] {
+            parts.push(self.ip(&format!("{fam} rule show")));
+        }
+        parts.join("\n----\n")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A directory removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique(tag));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// One CNI invocation.
+pub struct Cni {
+    env: Vec<(String, String)>,
+    stdin: Vec<u8>,
+    host: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct CniOutput {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CniOutput {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {:?} stderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Asserts a CNI error with `code` and returns the error object.
+    pub fn error(&self, code: u64) -> Value {
+        assert_eq!(self.status, 1, "expected failure, got {self:?}");
+        let json = self.json();
+        assert_eq!(json["code"], code, "wrong code: {json}");
+        assert!(
+            json["msg"].as_str().is_some_and(|m| !m.is_empty()),
+            "no msg: {json}"
+        );
+        assert!(json.get("details").is_some(), "no details: {json}");
+        json
+    }
+
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.status, 0, "expected success, got {self:?}");
+        self
+    }
+
+    pub fn ok_silent(&self) {
+        self.ok();
+        assert_eq!(self.stdout, "", "stdout must be empty: {self:?}");
+    }
+}
+
+impl Cni {
+    pub fn new(verb: &str) -> Cni {
+        Cni {
+            env: vec![
+                ("CNI_COMMAND".into(), verb.into()),
+                ("CNI_PATH".into(), "/usr/lib/cni".into()),
+            ],
+            stdin: Vec::new(),
+            host: None,
+        }
+    }
+
+    /// ADD/CHECK/DEL with the usual attachment parameters.
+    pub fn attach(verb: &str, id: &str, netns: &Path, ifname: &str) -> Cni {
+        Cni::new(verb)
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", &netns.display().to_string())
+            .env("CNI_IFNAME", ifname)
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Cni {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn unset(mut self, key: &str) -> Cni {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    pub fn stdin(mut self, body: impl Into<Vec<u8>>) -> Cni {
+        self.stdin = body.into();
+        self
+    }
+
+    pub fn config(self, conf: &Value) -> Cni {
+        self.stdin(conf.to_string())
+    }
+
+    /// Runs the plugin inside `host` instead of the test's own namespace.
+    pub fn in_ns(mut self, host: &Netns) -> Cni {
+        self.host = Some(host.name.clone());
+        self
+    }
+
+    pub fn run(&self) -> CniOutput {
+        let mut cmd = match &self.host {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hostguard");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // The plugin may stop reading early (oversized input); a broken pipe is then expected.
+        let _ = stdin.write_all(&self.stdin);
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait hostguard");
+        CniOutput {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A network configuration for hostguard at `version` with `state_dir`, plus extra keys.
+pub fn conf(version: &str, state_dir: &Path, extra: Value) -> Value {
+    let mut base = serde_json::json!({
+        "cniVersion": version,
+        "name": "hgtest",
+        "type": "hostguard",
+        "stateDir": state_dir.display().to_string(),
+    });
+    if let (Some(obj), Value::Object(more)) = (base.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    base
+}
+
+/// A prevResult in the shape of `version` (0.3.x/0.4.0 carry `ips[].version`).
+pub fn prev_result(version: &str) -> Value {
+    let mut ip =
+        serde_json::json!({"address": "10.88.0.5/24", "gateway": "10.88.0.1", "interface": 2});
+    if version.starts_with("0.") {
+        ip["version"] = "4".into();
+    }
+    serde_json::json!({
+        "cniVersion": version,
+        "interfaces": [
+            {"name": "cni0", "mac": "aa:bb:cc:dd:ee:01"},
+            {"name": "veth1234", "mac": "aa:bb:cc:dd:ee:02"},
+            {"name": "eth0", "mac": "aa:bb:cc:dd:ee:03", "sandbox": "/run/netns/x"}
+        ],
+        "ips": [ip],
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dns": {"nameservers": ["10.88.0.1"]},
+        "x-unknown-vendor-field": {"kept": true}
+    })
+}
+
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub const VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
