@@ -4,5 +4,7 @@
 //! reach it.
 
 pub mod atomic;
-pub mod lock;
 pub mod cli;
+pub mod lock;
+pub mod netlink;
+pub mod netns;
