@@ -53,7 +53,7 @@ impl Group {
 
 /// A socket subscribed to change notifications in the namespace it was created in.
 pub struct EventSocket {
-    socket: Socket,
+    pub(super) socket: Socket,
     buf: Vec<u8>,
 }
 
@@ -81,7 +81,8 @@ impl EventSocket {
     /// or `None` once `deadline` passes. Sleeps in poll(2), never spins.
     ///
     /// `Err` with `is_overrun()` means notifications were dropped because the queue was full:
-    /// the caller must re-read (dump) the state it waits for, then keep waiting.
+    /// the caller must re-read (dump) the state it waits for, then keep waiting. Whatever was
+    /// still queued at that point is discarded, since the dump supersedes it.
     pub fn next_batch(&mut self, deadline: Instant) -> NlResult<Option<Vec<RouteNetlinkMessage>>> {
         loop {
             let batch = self.drain()?;
@@ -106,6 +107,23 @@ impl EventSocket {
         }
     }
 
+    /// After an overrun the kernel drops every new notification until the queue has been
+    /// emptied once. What is queued is older than the dump the caller is about to do, so it is
+    /// thrown away, and notifications flow again from here on.
+    fn discard_queue(&mut self) {
+        loop {
+            let mut empty: &mut [u8] = &mut [];
+            match self
+                .socket
+                .recv(&mut empty, libc::MSG_DONTWAIT | libc::MSG_TRUNC)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Reads every datagram queued right now without blocking.
     fn drain(&mut self) -> NlResult<Vec<RouteNetlinkMessage>> {
         let mut batch = Vec::new();
@@ -113,13 +131,14 @@ impl EventSocket {
             let len = match recv_datagram(&self.socket, &mut self.buf, libc::MSG_DONTWAIT) {
                 Ok(len) => len,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(batch),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.discard_queue();
+                    return Err(NlError::from_io(&e).context(
+                        "rtnetlink event queue overran; re-read the state and keep waiting",
+                    ));
+                }
                 Err(e) => {
-                    let context = if e.raw_os_error() == Some(libc::ENOBUFS) {
-                        "rtnetlink event queue overran; re-read the state and keep waiting"
-                    } else {
-                        "receive rtnetlink events"
-                    };
-                    return Err(NlError::from_io(&e).context(context));
+                    return Err(NlError::from_io(&e).context("receive rtnetlink events"));
                 }
             };
             let mut offset = 0;

@@ -415,6 +415,23 @@ fn ipv6_multipath_default_shows_both_nexthops() {
 }
 
 #[test]
+fn ipv6_append_merges_into_a_multipath_route() {
+    // What AddMode::Append means for IPv6: unlike IPv4, the kernel folds the second default
+    // into the first as another nexthop instead of keeping two routes.
+    let mut nl = private_netns();
+    let (a, b) = two_uplinks(&mut nl);
+    let first = unicast_route(net("::/0"), Some(addr("fe80::1")), Some(a), 254);
+    let second = unicast_route(net("::/0"), Some(addr("fe80::2")), Some(b), 254);
+    nl.add_route(first, AddMode::Exclusive).unwrap();
+    nl.add_route(second, AddMode::Append).unwrap();
+    let defaults = nl
+        .routes(&RouteFilter::defaults(AddressFamily::Inet6, 254))
+        .unwrap();
+    assert_eq!(defaults.len(), 1, "{defaults:?}");
+    assert_eq!(defaults[0].nexthop_ifindexes(), [a, b]);
+}
+
+#[test]
 fn a_multipath_route_added_through_the_api_reaches_the_kernel() {
     let mut nl = private_netns();
     let (a, b) = two_uplinks(&mut nl);
@@ -531,6 +548,36 @@ fn events_report_a_new_link_and_address_and_time_out_quietly() {
     assert!(saw_addr, "no RTM_NEWADDR for 10.9.9.9/24");
 }
 
+#[test]
+fn an_event_queue_overrun_is_reported_then_reading_resumes() {
+    let mut nl = private_netns();
+    let mut events = EventSocket::subscribe(&[Group::Link]).unwrap();
+    // The smallest queue the kernel allows: a few link notifications overflow it.
+    events.socket.set_rx_buf_sz(0usize).unwrap();
+    for i in 0..20 {
+        nl.create_veth(&format!("hg-o{i}"), &format!("hg-o{i}-peer"))
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let overrun = loop {
+        match events.next_batch(deadline) {
+            Err(e) => break e,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("20 veth pairs did not overrun a minimal queue"),
+        }
+    };
+    assert!(overrun.is_overrun(), "{overrun}");
+    assert_eq!(overrun.errno(), Some(libc::ENOBUFS));
+    // Notifications flow again at once: the stale queue was discarded with the error (the
+    // kernel drops everything new until the queue has been emptied). A normal-sized queue
+    // again, so the next veth pair's own notifications fit.
+    events.socket.set_rx_buf_sz(1usize << 20).unwrap();
+    nl.create_veth("hg-after", "hg-after-peer").unwrap();
+    assert!(wait_for(&mut events, |m| {
+        matches!(m, RouteNetlinkMessage::NewLink(l) if l.name() == Some("hg-after"))
+    }));
+}
+
 fn wait_for(events: &mut EventSocket, want: impl Fn(&RouteNetlinkMessage) -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while let Some(batch) = events.next_batch(deadline).unwrap() {
@@ -628,4 +675,78 @@ fn routes_decode_for_test(
     payload: &[u8],
 ) -> NlResult<Option<RouteMessage>> {
     routes::decode_route(filter, kind, payload)
+}
+
+/// The BGP-host case: 100,000 routes in main and one default. Prints the per-dump time of a
+/// default-only dump (header peek), a full parse of every route, and `ip -4 route show
+/// default` (including its process start) for comparison. Figures only; nothing is asserted
+/// about speed.
+#[test]
+#[ignore = "benchmark: adds 100,000 routes (~20 s); run with --ignored --nocapture"]
+fn bench_default_route_dump_with_100k_routes() {
+    use std::io::Write;
+
+    let mut nl = private_netns();
+    let a = nl.create_veth("hg-a", "hg-a-peer").unwrap();
+    nl.set_up(a, true).unwrap();
+    nl.add_address(address_message(a, net("10.1.0.2/24")))
+        .unwrap();
+    nl.add_route(
+        unicast_route(net("0.0.0.0/0"), Some(addr("10.1.0.1")), Some(a), 254),
+        AddMode::Exclusive,
+    )
+    .unwrap();
+    let mut batch = String::new();
+    for n in 0..100_000u32 {
+        let (x, y, z) = (100 + n / 65_024, (n / 254) % 256, 1 + n % 254);
+        batch.push_str(&format!(
+            "route add 10.{x}.{y}.{z}/32 via 10.1.0.1 proto bird\n"
+        ));
+    }
+    let mut child = Command::new("ip")
+        .args(["-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(batch.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let time = |label: &str, runs: u32, mut f: Box<dyn FnMut() -> usize + '_>| {
+        let start = Instant::now();
+        let mut found = 0;
+        for _ in 0..runs {
+            found = f();
+        }
+        let per_run = start.elapsed().as_secs_f64() * 1e3 / f64::from(runs);
+        println!("{label}: {found} routes, {per_run:.1} ms per run ({runs} runs)");
+        found
+    };
+    let defaults = RouteFilter::defaults(AddressFamily::Inet, 254);
+    let found = time(
+        "routes(default_only)",
+        50,
+        Box::new(|| nl.routes(&defaults).unwrap().len()),
+    );
+    assert_eq!(found, 1);
+    let everything = RouteFilter {
+        family: Some(AddressFamily::Inet),
+        table: Some(254),
+        ..RouteFilter::default()
+    };
+    let found = time(
+        "routes(all, full parse)",
+        10,
+        Box::new(|| nl.routes(&everything).unwrap().len()),
+    );
+    assert!(found > 100_000);
+    time(
+        "ip -4 route show default",
+        50,
+        Box::new(|| ip(&["-4", "route", "show", "default"]).lines().count()),
+    );
 }
