@@ -5,8 +5,8 @@ use std::io;
 
 use netlink_packet_core::{
     DoneBuffer, Emitable, ErrorBuffer, NetlinkBuffer, NetlinkHeader, NlasIterator, NLMSG_DONE,
-    NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP_INTR,
-    NLM_F_REQUEST,
+    NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -35,7 +35,7 @@ pub(crate) enum Reply {
 
 /// A synchronous rtnetlink client bound to the network namespace it was created in.
 pub struct Netlink {
-    pub(super) socket: Socket,
+    socket: Socket,
     seq: u32,
     pub(super) recv_buf: Vec<u8>,
     send_buf: Vec<u8>,
@@ -102,17 +102,12 @@ impl Netlink {
         let mut out = Vec::new();
         // NLM_F_ACK is deliberately absent: a dump ends with NLMSG_DONE, and iproute2 does the
         // same. An ACK would only add a second terminator to wait for.
-        self.exchange(
-            msg,
-            netlink_packet_core::NLM_F_DUMP,
-            Reply::Dump,
-            &mut |kind, payload| {
-                if let Some(item) = decode(kind, payload)? {
-                    out.push(item);
-                }
-                Ok(())
-            },
-        )?;
+        self.exchange(msg, NLM_F_DUMP, Reply::Dump, &mut |kind, payload| {
+            if let Some(item) = decode(kind, payload)? {
+                out.push(item);
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 

@@ -246,6 +246,18 @@ fn exclusive_add_refuses_a_second_default_and_append_keeps_both() {
             .len(),
         1
     );
+
+    // Case B: different metrics are different keys, so exclusive adds both succeed.
+    let mut metric_200 = unicast_route(net("0.0.0.0/0"), Some(addr("10.2.0.1")), Some(b), 254);
+    metric_200.attributes.push(RouteAttribute::Priority(200));
+    nl.add_route(metric_200, AddMode::Exclusive).unwrap();
+    let metrics: Vec<Option<u32>> = nl
+        .routes(&RouteFilter::defaults(AddressFamily::Inet, 254))
+        .unwrap()
+        .iter()
+        .map(RouteExt::priority)
+        .collect();
+    assert_eq!(metrics, [None, Some(200)]);
 }
 
 #[test]
