@@ -9,4 +9,6 @@ pub mod cni;
 pub mod host;
 pub mod lock;
 pub mod log;
+pub mod netlink;
+pub mod netns;
 pub mod state;
