@@ -23,8 +23,8 @@ pub fn run(args: &[String]) -> i32 {
         eprint!("{USAGE}");
         return 2;
     };
-    let _ = rest;
     match command.as_str() {
+        "baseline" => baseline(rest),
         "--version" | "-V" | "version" => {
             println!("hostguard {}", env!("CARGO_PKG_VERSION"));
             0
@@ -37,6 +37,118 @@ pub fn run(args: &[String]) -> i32 {
         other => {
             eprintln!("hostguard: unknown command {other:?}\n\n{USAGE}");
             2
+        }
+    }
+}
+
+/// Pulls `--flag VALUE` pairs and bare switches out of `args`; anything else is a usage error.
+struct Flags<'a> {
+    args: &'a [String],
+}
+
+impl<'a> Flags<'a> {
+    fn value(&self, flag: &str) -> Result<Option<&'a str>, String> {
+        match self.args.iter().position(|a| a == flag) {
+            None => Ok(None),
+            Some(i) => self
+                .args
+                .get(i + 1)
+                .filter(|v| !v.starts_with("--"))
+                .map(|v| Some(v.as_str()))
+                .ok_or_else(|| format!("{flag} needs a value")),
+        }
+    }
+
+    fn switch(&self, flag: &str) -> bool {
+        self.args.iter().any(|a| a == flag)
+    }
+
+    fn reject_unknown(&self, with_value: &[&str], switches: &[&str]) -> Result<(), String> {
+        let mut i = 0;
+        while i < self.args.len() {
+            let arg = self.args[i].as_str();
+            if with_value.contains(&arg) {
+                i += 2;
+            } else if switches.contains(&arg) {
+                i += 1;
+            } else {
+                return Err(format!("unknown argument {arg:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn usage_error(command: &str, why: &str) -> i32 {
+    eprintln!("hostguard {command}: {why}\n\n{USAGE}");
+    2
+}
+
+/// `hostguard baseline [--state-dir DIR] [--show] [--update]`: record the host's default routes
+/// (only if none are recorded yet), print them, or adopt the current state.
+fn baseline(args: &[String]) -> i32 {
+    use crate::host::baseline as hb;
+    use crate::host::routes;
+
+    let flags = Flags { args };
+    if let Err(why) = flags.reject_unknown(&["--state-dir"], &["--show", "--update"]) {
+        return usage_error("baseline", &why);
+    }
+    let dir = match flags.value("--state-dir") {
+        Ok(dir) => dir.unwrap_or(crate::cni::config::DEFAULT_STATE_DIR),
+        Err(why) => return usage_error("baseline", &why),
+    };
+    let run = || -> anyhow::Result<()> {
+        let state = crate::state::StateDir::open(std::path::Path::new(dir))?;
+        let mut nl = crate::netlink::Netlink::new()?;
+        let _lock = state.lock("baseline")?;
+        if flags.switch("--update") {
+            let mut fresh = hb::observe(&mut nl)?;
+            if let Some(old) = state.read_baseline().ok().flatten() {
+                fresh.rules = old.rules;
+            }
+            state.write_baseline(&fresh)?;
+            eprintln!(
+                "baseline updated in {}: {} default routes",
+                state.root().display(),
+                fresh.routes.len()
+            );
+        }
+        let (baseline, recorded) = hb::load_or_record(&state, &mut nl)?;
+        if recorded {
+            eprintln!(
+                "baseline recorded in {}: {} default routes",
+                state.root().display(),
+                baseline.routes.len()
+            );
+        }
+        if flags.switch("--show") || recorded || flags.switch("--update") {
+            let links = crate::host::route_guard::LinkTable::load(&mut nl)?;
+            let current = crate::host::route_guard::default_routes(&mut nl, &links)?;
+            let diff = routes::diff(&baseline.routes, &current);
+            let missing: Vec<&routes::DefaultRoute> =
+                diff.missing.iter().chain(&diff.missing_hops).collect();
+            for route in &baseline.routes {
+                let gone = missing
+                    .iter()
+                    .any(|m| m.slots().iter().any(|s| route.slots().contains(s)));
+                println!("{} {route}", if gone { "MISSING" } else { "present" });
+            }
+        } else {
+            eprintln!(
+                "a baseline is already recorded in {} ({} default routes); --show prints it, \
+                 --update adopts the current routes",
+                state.root().display(),
+                baseline.routes.len()
+            );
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("hostguard baseline: {err:#}");
+            1
         }
     }
 }

@@ -1,3 +1,5 @@
 //! The host model: what hostguard observes and guards in the namespace it runs in.
 
+pub mod baseline;
+pub mod route_guard;
 pub mod routes;

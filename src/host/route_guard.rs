@@ -1,0 +1,200 @@
+//! The route guard: observe the host's default routes, find the baseline routes that are gone,
+//! and put them back exactly, through the same device, gateway and attributes, without ever
+//! replacing or deleting a route hostguard did not create.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use nix::libc;
+
+use crate::host::routes::{self, DefaultRoute, Slot};
+use crate::netlink::{AddMode, LinkExt, LinkMessage, Netlink, NlError, RouteFilter};
+
+/// `RTPROT_RA` from linux/rtnetlink.h (not exported by the libc crate).
+const RTPROT_RA: u8 = 9;
+
+/// One link dump, looked up by name or index, taken once per invocation.
+pub struct LinkTable {
+    links: Vec<LinkMessage>,
+    by_name: HashMap<String, usize>,
+    by_index: HashMap<u32, usize>,
+}
+
+impl LinkTable {
+    pub fn load(nl: &mut Netlink) -> Result<LinkTable> {
+        Ok(LinkTable::from_links(nl.links().context("list links")?))
+    }
+
+    pub fn from_links(links: Vec<LinkMessage>) -> LinkTable {
+        let mut by_name = HashMap::new();
+        let mut by_index = HashMap::new();
+        for (i, link) in links.iter().enumerate() {
+            by_index.insert(link.header.index, i);
+            if let Some(name) = link.name() {
+                by_name.insert(name.to_string(), i);
+            }
+        }
+        LinkTable {
+            links,
+            by_name,
+            by_index,
+        }
+    }
+
+    pub fn links(&self) -> &[LinkMessage] {
+        &self.links
+    }
+
+    pub fn get(&self, name: &str) -> Option<&LinkMessage> {
+        self.by_name.get(name).map(|&i| &self.links[i])
+    }
+
+    pub fn name_of(&self, index: u32) -> Option<String> {
+        self.by_index
+            .get(&index)
+            .and_then(|&i| self.links[i].name())
+            .map(str::to_string)
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<u32> {
+        self.get(name).map(|l| l.header.index)
+    }
+}
+
+/// Every default route of the host: both families, every table but `local`, one dump.
+pub fn default_routes(nl: &mut Netlink, links: &LinkTable) -> Result<Vec<DefaultRoute>> {
+    let filter = RouteFilter {
+        default_only: true,
+        ..RouteFilter::default()
+    };
+    let messages = nl.routes(&filter).context("list default routes")?;
+    let name_of = |i: u32| links.name_of(i);
+    Ok(messages
+        .iter()
+        .filter_map(|m| DefaultRoute::from_message(m, &name_of))
+        .collect())
+}
+
+/// Why a missing route was left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrestored {
+    pub route: DefaultRoute,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct GuardOutcome {
+    pub restored: Vec<DefaultRoute>,
+    pub unrestored: Vec<Unrestored>,
+    /// The host's default routes after the guard ran.
+    pub current: Vec<DefaultRoute>,
+}
+
+/// Decides whether a link may be touched; `Some(evidence)` refuses it (team, NetworkManager).
+pub type RefusalCheck<'a> = &'a dyn Fn(&LinkTable, &str) -> Option<String>;
+
+/// Compares the host with `baseline` and, when `restore` is set, re-adds each missing route
+/// whose devices exist, are up, and are not refused. Restores append (`NLM_F_APPEND`): a
+/// same-key route on another device (incident 1, case A) stays, and IPv6 merges the hop back into
+/// its multipath route.
+pub fn guard(
+    nl: &mut Netlink,
+    baseline: &[DefaultRoute],
+    restore: bool,
+    refused: RefusalCheck,
+) -> Result<GuardOutcome> {
+    let links = LinkTable::load(nl)?;
+    let current = default_routes(nl, &links)?;
+    let diff = routes::diff(baseline, &current);
+    let mut outcome = GuardOutcome::default();
+    if diff.is_empty() {
+        outcome.current = current;
+        return Ok(outcome);
+    }
+    for route in diff.missing.into_iter().chain(diff.missing_hops) {
+        match why_not_restorable(&route, &links, restore, refused) {
+            Some(reason) => outcome.unrestored.push(Unrestored { route, reason }),
+            None => match add_back(nl, &route, &links) {
+                Ok(()) => outcome.restored.push(route),
+                Err(reason) => outcome.unrestored.push(Unrestored { route, reason }),
+            },
+        }
+    }
+    let links_after = LinkTable::load(nl)?;
+    outcome.current = default_routes(nl, &links_after)?;
+    // Trust the kernel's view over our own bookkeeping: a restore that "succeeded" but left its
+    // slot empty is reported, not claimed.
+    let occupied: std::collections::HashSet<Slot> = outcome
+        .current
+        .iter()
+        .flat_map(DefaultRoute::slots)
+        .collect();
+    let (kept, lost): (Vec<_>, Vec<_>) = outcome
+        .restored
+        .drain(..)
+        .partition(|r| r.slots().iter().all(|s| occupied.contains(s)));
+    outcome.restored = kept;
+    outcome
+        .unrestored
+        .extend(lost.into_iter().map(|route| Unrestored {
+            route,
+            reason: "re-added, but the kernel does not show it afterwards".into(),
+        }));
+    Ok(outcome)
+}
+
+fn why_not_restorable(
+    route: &DefaultRoute,
+    links: &LinkTable,
+    restore: bool,
+    refused: RefusalCheck,
+) -> Option<String> {
+    // Router advertisements own these: the kernel removes them when the router goes quiet, and
+    // putting one back would keep a dead router in use.
+    if route.protocol == RTPROT_RA {
+        return Some("it was learned from router advertisements; the kernel manages it".into());
+    }
+    for dev in route.devices() {
+        let Some(link) = links.get(dev) else {
+            return Some(format!("device {dev} is gone"));
+        };
+        if !link.is_up() {
+            return Some(format!("device {dev} is down"));
+        }
+        if let Some(evidence) = refused(links, dev) {
+            return Some(format!("hostguard does not touch {dev}: {evidence}"));
+        }
+    }
+    if !restore {
+        return Some("routes.restore is false".into());
+    }
+    None
+}
+
+fn add_back(nl: &mut Netlink, route: &DefaultRoute, links: &LinkTable) -> Result<(), String> {
+    let message = route
+        .to_message(&|name| links.index_of(name))
+        .map_err(|err| format!("{err:#}"))?;
+    match nl.add_route(message, AddMode::Append) {
+        Ok(()) => Ok(()),
+        Err(err) => Err(explain_add_failure(route, &err)),
+    }
+}
+
+fn explain_add_failure(route: &DefaultRoute, err: &NlError) -> String {
+    match err.errno() {
+        Some(libc::ENETUNREACH) => match route.gateway {
+            Some(gw) => format!("gateway {gw} is no longer on-link"),
+            None => "a gateway is no longer on-link".into(),
+        },
+        Some(libc::EEXIST) => "an identical route already exists".into(),
+        _ => err.to_string(),
+    }
+}
+
+/// Slots of `routes`, for callers that compare before and after a change.
+pub fn slots_of(routes: &[DefaultRoute]) -> Vec<Slot> {
+    let mut slots: Vec<Slot> = routes.iter().flat_map(DefaultRoute::slots).collect();
+    slots.sort();
+    slots
+}
