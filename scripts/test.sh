@@ -78,7 +78,7 @@ hg_ensure_deps
 hg_reap_stale
 
 if [[ ${HG_LINT:-1} != 0 ]]; then
-	stage fmt cargo fmt --all -- --check
+	stage fmt cargo fmt --all -- --check --color never
 fi
 
 if stage build cargo build --release --locked; then

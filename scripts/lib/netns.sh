@@ -9,6 +9,9 @@
 # Cleanup removes only what is listed there, and only when it is still the
 # same object (namespace inode, process start time, directory name pattern),
 # so a namespace or process that merely looks like ours is never touched.
+# Every process a run starts inherits HG_RUN_TAG=<pid>-<starttime> (libcni
+# passes the environment on to plugins), so cleanup also finds and ends, by
+# PID, grandchildren orphaned when their parent was killed.
 #
 # Usage:
 #   source scripts/lib/common.sh; source scripts/lib/netns.sh
@@ -24,6 +27,7 @@ HG_TMP=
 HG_NS_COUNT=0
 HG_CRIT=
 HG_DEFERRED=
+HG_STDERR_FD=
 
 # Start time of a process (clock ticks since boot), field 22 of /proc/PID/stat.
 # The command name (field 2) may hold spaces, so cut after its closing paren.
@@ -50,6 +54,10 @@ hg_init() {
 	mkdir -p "$HG_REGISTRY_DIR/runs" || hg_die "cannot create $HG_REGISTRY_DIR"
 	HG_REG=$HG_REGISTRY_DIR/runs/$$-$start
 	: >"$HG_REG"
+	export HG_RUN_TAG=$$-$start
+	# the script's own stderr, for messages from traps that fire while a
+	# command's stderr is redirected to a file
+	exec {HG_STDERR_FD}>&2
 	trap 'hg_cleanup' EXIT
 	trap 'hg__on_signal INT 130' INT
 	trap 'hg__on_signal TERM 143' TERM
@@ -78,7 +86,7 @@ hg__on_signal() {
 		return 0
 	fi
 	trap - "$1"
-	hg_log "interrupted by SIG$1: cleaning up"
+	echo "interrupted by SIG$1: cleaning up" >&"${HG_STDERR_FD:-2}"
 	hg_cleanup
 	exit "$2"
 }
@@ -146,6 +154,35 @@ hg__kill_if_same() {
 	kill -KILL "$pid" 2>/dev/null || true
 }
 
+# PIDs of live processes carrying HG_RUN_TAG=TAG, except this shell.
+hg__tagged_pids() {
+	local tag=$1 f pid
+	for f in $(grep -lzx "HG_RUN_TAG=$tag" /proc/[0-9]*/environ 2>/dev/null); do
+		pid=${f#/proc/}
+		pid=${pid%/environ}
+		[[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+		# the grep and this function's subshell carried the tag too: re-check
+		grep -qzx "HG_RUN_TAG=$tag" "/proc/$pid/environ" 2>/dev/null && echo "$pid"
+	done
+}
+
+hg__kill_tagged() {
+	local tag=$1 pids i
+	[[ $tag =~ ^[0-9]+-[0-9]+$ ]] || return 0
+	pids=$(hg__tagged_pids "$tag")
+	[[ -n $pids ]] || return 0
+	# shellcheck disable=SC2086
+	kill -TERM $pids 2>/dev/null
+	for ((i = 0; i < 20; i++)); do
+		pids=$(hg__tagged_pids "$tag")
+		[[ -n $pids ]] || return 0
+		sleep 0.1
+	done
+	# shellcheck disable=SC2086
+	kill -KILL $pids 2>/dev/null
+	return 0
+}
+
 hg__netns_del_if_same() {
 	local name=$1 ino=$2
 	[[ $name =~ ^hg-[0-9]+-[0-9]+$ ]] || return 0
@@ -173,6 +210,7 @@ hg__cleanup_registry() {
 			wait "$a" 2>/dev/null || true
 		fi
 	done <"$reg"
+	hg__kill_tagged "$(basename "$reg")"
 	while read -r kind a b; do
 		[[ $kind == ns ]] && hg__netns_del_if_same "$a" "$b"
 	done <"$reg"
