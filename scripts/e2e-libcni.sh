@@ -19,6 +19,7 @@
 # Env: PLUGIN (default hostguard; "tuning" = Debian's passthrough, to check the
 # harness itself), HOSTGUARD_BIN (default target/release/hostguard).
 # Last line: "N passed, N failed"; exit status 1 if anything failed.
+# shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 
 # shellcheck source=lib/common.sh
@@ -82,8 +83,11 @@ trace_of() {
 	jq -c --arg p "$2" --arg c "$3" "select(.plugin == \$p and .command == \$c) | $4" "$1" | tail -n 1
 }
 
-step_failed() { # DESCRIPTION: the current step's exit status, stderr and stdout
-	hg_fail "$1" "exit status $RC after $MS ms" "$(hg_indent "$ERR")" "$(hg_indent "$OUT")"
+step_failed() { # DESCRIPTION: the current step's exit status, the driver's error, the plugins' stderr
+	local plugin_stderr
+	plugin_stderr=$(grep -v '^cnidriver:' "$ERR" | head -n 6 | sed 's/^/| /')
+	hg_fail "$1" "exit status $RC after $MS ms" "$(grep '^cnidriver:' "$ERR" | sed 's/^/| /')" \
+		"${plugin_stderr:+plugin stderr:}" "$plugin_stderr" "$(hg_indent "$OUT")"
 }
 
 host_unchanged() { # WHEN
@@ -124,7 +128,7 @@ RESULT=$OUT
 ADD_TRACE=$TRACE
 if ((RC == 0)); then
 	ADD_OK=1
-	hg_ok "ADD exits 0" "$MS ms (bridge $(trace_of "$TRACE" bridge ADD .ms) ms, $PLUGIN $(trace_of "$TRACE" "$PLUGIN" ADD .ms) ms)"
+	hg_ok "ADD exits 0" "$MS ms; $PLUGIN $(trace_of "$TRACE" "$PLUGIN" ADD '"\(.ms) ms, \(.maxRssKiB) KiB"' | tr -d '"')"
 else
 	step_failed "ADD exits 0"
 fi

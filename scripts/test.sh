@@ -14,6 +14,7 @@
 #                        every test makes its own namespaces, so they run in parallel)
 #   HG_E2E=PATTERN       run only e2e scripts matching scripts/e2e-PATTERN.sh
 #   PLUGIN, HOSTGUARD_BIN are passed to the e2e scripts (see scripts/e2e-libcni.sh)
+# shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 
 # shellcheck source=lib/common.sh
@@ -79,6 +80,9 @@ hg_reap_stale
 
 if [[ ${HG_LINT:-1} != 0 ]]; then
 	stage fmt cargo fmt --all -- --check --color never
+	if command -v shellcheck >/dev/null 2>&1; then
+		stage shellcheck shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run testdata/e2e/standin-plugin
+	fi
 fi
 
 if stage build cargo build --release --locked; then

@@ -23,7 +23,7 @@ hg_build_cnidriver() {
 		hg_log "building cnidriver (libcni $(dpkg-query -W -f='${Version}' golang-github-appc-cni-dev 2>/dev/null))"
 		mkdir -p "$out/gopath"
 		cd "$src" &&
-			GO111MODULE=off GOFLAGS= GOPATH="$out/gopath:/usr/share/gocode" GOCACHE="$out/gocache" \
+			GO111MODULE=off GOFLAGS='' GOPATH="$out/gopath:/usr/share/gocode" GOCACHE="$out/gocache" \
 				go build -o "$out/cnidriver.new" . &&
 			mv -f "$out/cnidriver.new" "$HG_CNIDRIVER" &&
 			echo "$sum" >"$out/cnidriver.sum"

@@ -157,13 +157,13 @@ hg__kill_if_same() {
 # PIDs of live processes carrying HG_RUN_TAG=TAG, except this shell.
 hg__tagged_pids() {
 	local tag=$1 f pid
-	for f in $(grep -lzx "HG_RUN_TAG=$tag" /proc/[0-9]*/environ 2>/dev/null); do
+	while read -r f; do
 		pid=${f#/proc/}
 		pid=${pid%/environ}
 		[[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
 		# the grep and this function's subshell carried the tag too: re-check
 		grep -qzx "HG_RUN_TAG=$tag" "/proc/$pid/environ" 2>/dev/null && echo "$pid"
-	done
+	done < <(grep -lzx "HG_RUN_TAG=$tag" /proc/[0-9]*/environ 2>/dev/null)
 }
 
 hg__kill_tagged() {

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,10 +21,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
@@ -175,18 +178,16 @@ func run(opts *options, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opts.timeout)
 	defer cancel()
 
-	exec := &tracingExec{
-		RawExec: &invoke.RawExec{Stderr: os.Stderr},
-	}
+	runner := &tracingExec{}
 	if opts.trace != "" {
 		f, err := os.OpenFile(opts.trace, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return fmt.Errorf("open trace file: %w", err)
 		}
 		defer f.Close()
-		exec.trace = f
+		runner.trace = f
 	}
-	cni := libcni.NewCNIConfigWithCacheDir(opts.binDirs, opts.cacheDir, exec)
+	cni := libcni.NewCNIConfigWithCacheDir(opts.binDirs, opts.cacheDir, runner)
 
 	if opts.verb == "version" && opts.plugin != "" {
 		return printVersions(ctx, cni, []string{opts.plugin}, stdout)
@@ -221,9 +222,9 @@ func run(opts *options, stdout io.Writer) error {
 	case "del":
 		return cni.DelNetworkList(ctx, list, rt)
 	case "status":
-		return statusNetworkList(ctx, cni, exec, list)
+		return statusNetworkList(ctx, cni, runner, list)
 	case "gc":
-		return gcNetworkList(ctx, cni, exec, list, opts)
+		return gcNetworkList(ctx, cni, runner, list, opts)
 	case "version":
 		var typesInList []string
 		for _, p := range list.Plugins {
@@ -284,14 +285,14 @@ func runtimeFreeArgs(verb string, binDirs []string) *invoke.Args {
 // statusNetworkList follows libcni 1.2 GetStatusNetworkList: nothing happens
 // below 1.1.0; otherwise STATUS goes to each plugin in order and the first
 // error is returned unchanged (its CNI code preserved).
-func statusNetworkList(ctx context.Context, cni *libcni.CNIConfig, exec invoke.Exec, list *libcni.NetworkConfigList) error {
+func statusNetworkList(ctx context.Context, cni *libcni.CNIConfig, runner invoke.Exec, list *libcni.NetworkConfigList) error {
 	if !atLeast110(list.CNIVersion) {
 		fmt.Fprintf(os.Stderr, "cnidriver: status: conflist cniVersion %q < 1.1.0, no plugin called (as libcni 1.2)\n", list.CNIVersion)
 		return nil
 	}
 	inject := map[string]interface{}{"name": list.Name, "cniVersion": list.CNIVersion}
 	for _, p := range list.Plugins {
-		path, err := exec.FindInPath(p.Network.Type, cni.Path)
+		path, err := runner.FindInPath(p.Network.Type, cni.Path)
 		if err != nil {
 			return err
 		}
@@ -299,7 +300,7 @@ func statusNetworkList(ctx context.Context, cni *libcni.CNIConfig, exec invoke.E
 		if err != nil {
 			return fmt.Errorf("failed to generate configuration to get plugin STATUS %s: %w", p.Network.Type, err)
 		}
-		if err := invoke.ExecPluginWithoutResult(ctx, path, conf, runtimeFreeArgs("STATUS", cni.Path), exec); err != nil {
+		if err := invoke.ExecPluginWithoutResult(ctx, path, conf, runtimeFreeArgs("STATUS", cni.Path), runner); err != nil {
 			return err
 		}
 	}
@@ -327,7 +328,7 @@ type attachment struct {
 // this network that is not valid gets a full DEL, then (from 1.1.0) every
 // plugin gets GC with cni.dev/valid-attachments and the older
 // cni.dev/attachments. Errors are collected; work continues past them.
-func gcNetworkList(ctx context.Context, cni *libcni.CNIConfig, exec invoke.Exec, list *libcni.NetworkConfigList, opts *options) error {
+func gcNetworkList(ctx context.Context, cni *libcni.CNIConfig, runner invoke.Exec, list *libcni.NetworkConfigList, opts *options) error {
 	var valid []attachment
 	haveArgs := opts.validAttachments != nil
 	if haveArgs {
@@ -360,7 +361,7 @@ func gcNetworkList(ctx context.Context, cni *libcni.CNIConfig, exec invoke.Exec,
 		if atLeast110(list.CNIVersion) {
 			// libcni 1.1.2 cannot convert a cached result to 1.1.0
 			del = func(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
-				return delNetworkList110(ctx, cni, exec, list, rt, opts.cacheDir, c.Result)
+				return delNetworkList110(ctx, cni, runner, list, rt, opts.cacheDir, c.Result)
 			}
 		}
 		if err := del(ctx, list, rt); err != nil {
@@ -377,7 +378,7 @@ func gcNetworkList(ctx context.Context, cni *libcni.CNIConfig, exec invoke.Exec,
 			inject["cni.dev/attachments"] = opts.validAttachments
 		}
 		for _, p := range list.Plugins {
-			path, err := exec.FindInPath(p.Network.Type, cni.Path)
+			path, err := runner.FindInPath(p.Network.Type, cni.Path)
 			if err != nil {
 				errs = append(errs, err.Error())
 				continue
@@ -387,7 +388,7 @@ func gcNetworkList(ctx context.Context, cni *libcni.CNIConfig, exec invoke.Exec,
 				errs = append(errs, err.Error())
 				continue
 			}
-			if err := invoke.ExecPluginWithoutResult(ctx, path, conf, runtimeFreeArgs("GC", cni.Path), exec); err != nil {
+			if err := invoke.ExecPluginWithoutResult(ctx, path, conf, runtimeFreeArgs("GC", cni.Path), runner); err != nil {
 				errs = append(errs, fmt.Sprintf("plugin type=%q failed (gc): %v", p.Network.Type, err))
 			}
 		}
@@ -403,7 +404,7 @@ func gcNetworkList(ctx context.Context, cni *libcni.CNIConfig, exec invoke.Exec,
 // shape, so only cniVersion changes; an older result is dropped, as libcni
 // drops one it cannot convert), plugins run in reverse order, the first error
 // stops the walk, and success removes the cache entry.
-func delNetworkList110(ctx context.Context, cni *libcni.CNIConfig, exec invoke.Exec, list *libcni.NetworkConfigList,
+func delNetworkList110(ctx context.Context, cni *libcni.CNIConfig, runner invoke.Exec, list *libcni.NetworkConfigList,
 	rt *libcni.RuntimeConf, cacheDir string, cached map[string]interface{}) error {
 	var prevResult map[string]interface{}
 	if v, _ := cached["cniVersion"].(string); v == "1.0.0" || v == "1.1.0" {
@@ -436,7 +437,7 @@ func delNetworkList110(ctx context.Context, cni *libcni.CNIConfig, exec invoke.E
 		if len(runtimeConfig) > 0 {
 			inject["runtimeConfig"] = runtimeConfig
 		}
-		path, err := exec.FindInPath(p.Network.Type, cni.Path)
+		path, err := runner.FindInPath(p.Network.Type, cni.Path)
 		if err != nil {
 			return err
 		}
@@ -444,7 +445,7 @@ func delNetworkList110(ctx context.Context, cni *libcni.CNIConfig, exec invoke.E
 		if err != nil {
 			return err
 		}
-		if err := invoke.ExecPluginWithoutResult(ctx, path, conf, args, exec); err != nil {
+		if err := invoke.ExecPluginWithoutResult(ctx, path, conf, args, runner); err != nil {
 			return fmt.Errorf("plugin type=%q failed (delete): %w", p.Network.Type, err)
 		}
 	}
@@ -482,37 +483,105 @@ func cachedAttachments(cacheDir, network string) ([]cacheEntry, error) {
 	return found, nil
 }
 
-// tracingExec runs plugins exactly like libcni's default exec and records each
-// call, so a test can see what every plugin of the chain got and returned
-// (for instance the bridge's own result next to the final one).
+// tracingExec runs plugins as libcni's default exec does (environment, stdin,
+// captured stdout, retries on "text file busy", the same error decoding) and
+// records each call, so a test can see what every plugin of the chain got and
+// returned (the bridge's own result next to the final one), and what it cost:
+// wall time, CPU time and peak RSS from the plugin's rusage.
 type tracingExec struct {
-	*invoke.RawExec
 	version.PluginDecoder
 	mu    sync.Mutex
 	trace io.Writer
 }
 
 type traceRecord struct {
-	Plugin  string          `json:"plugin"`
-	Command string          `json:"command"`
-	Env     []string        `json:"env"`
-	Stdin   json.RawMessage `json:"stdin"`
-	Stdout  json.RawMessage `json:"stdout"`
-	Error   *types.Error    `json:"error,omitempty"`
-	Ms      float64         `json:"ms"`
+	Plugin    string          `json:"plugin"`
+	Command   string          `json:"command"`
+	Env       []string        `json:"env"`
+	Stdin     json.RawMessage `json:"stdin"`
+	Stdout    json.RawMessage `json:"stdout"`
+	Stderr    string          `json:"stderr,omitempty"`
+	Error     *types.Error    `json:"error,omitempty"`
+	Ms        float64         `json:"ms"`
+	UserMs    float64         `json:"userMs"`
+	SysMs     float64         `json:"sysMs"`
+	MaxRSSKiB int64           `json:"maxRssKiB"`
+}
+
+func (e *tracingExec) FindInPath(plugin string, paths []string) (string, error) {
+	return invoke.FindInPath(plugin, paths)
 }
 
 func (e *tracingExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	var cmd *exec.Cmd
+	var runErr error
 	start := time.Now()
-	out, err := e.RawExec.ExecPlugin(ctx, pluginPath, stdin, environ)
-	if e.trace == nil {
-		return out, err
+	for attempt := 0; attempt <= 5; attempt++ {
+		stdout.Reset()
+		stderr.Reset()
+		cmd = exec.CommandContext(ctx, pluginPath)
+		cmd.Env = environ
+		cmd.Stdin = bytes.NewReader(stdin)
+		cmd.Stdout = &stdout
+		cmd.Stderr = &stderr
+		runErr = cmd.Run()
+		// the binary is being replaced right now: libcni waits and retries
+		if runErr == nil || !strings.Contains(runErr.Error(), "text file busy") {
+			break
+		}
+		time.Sleep(time.Second)
 	}
+	elapsed := time.Since(start)
+	// Unlike libcni, show the plugin's stderr on failure too: it is where a
+	// plugin explains itself.
+	_, _ = os.Stderr.Write(stderr.Bytes())
+
+	var err error
+	if runErr != nil {
+		err = pluginError(runErr, stdout.Bytes(), stderr.Bytes())
+	}
+	if e.trace != nil {
+		e.record(pluginPath, stdin, environ, stdout.Bytes(), stderr.String(), err, elapsed, cmd.ProcessState)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return stdout.Bytes(), nil
+}
+
+// pluginError decodes a failed plugin's output the way libcni does, so error
+// codes reach the caller unchanged.
+func pluginError(runErr error, stdout, stderr []byte) *types.Error {
+	e := &types.Error{}
+	switch {
+	case len(stdout) == 0 && len(stderr) == 0:
+		e.Msg = fmt.Sprintf("netplugin failed with no error message: %v", runErr)
+	case len(stdout) == 0:
+		e.Msg = fmt.Sprintf("netplugin failed: %q", string(stderr))
+	default:
+		if perr := json.Unmarshal(stdout, e); perr != nil {
+			e.Msg = fmt.Sprintf("netplugin failed but error parsing its diagnostic message %q: %v", string(stdout), perr)
+		}
+	}
+	return e
+}
+
+func (e *tracingExec) record(pluginPath string, stdin []byte, environ []string, stdout []byte, stderr string,
+	err error, elapsed time.Duration, state *os.ProcessState) {
 	rec := traceRecord{
 		Plugin: filepath.Base(pluginPath),
 		Stdin:  asJSON(stdin),
-		Stdout: asJSON(out),
-		Ms:     float64(time.Since(start).Microseconds()) / 1000,
+		Stdout: asJSON(stdout),
+		Stderr: stderr,
+		Ms:     float64(elapsed.Microseconds()) / 1000,
+	}
+	if state != nil {
+		rec.UserMs = float64(state.UserTime().Microseconds()) / 1000
+		rec.SysMs = float64(state.SystemTime().Microseconds()) / 1000
+		if ru, ok := state.SysUsage().(*syscall.Rusage); ok {
+			rec.MaxRSSKiB = ru.Maxrss
+		}
 	}
 	for _, kv := range environ {
 		if strings.HasPrefix(kv, "CNI_") {
@@ -525,15 +594,12 @@ func (e *tracingExec) ExecPlugin(ctx context.Context, pluginPath string, stdin [
 	var cniErr *types.Error
 	if errors.As(err, &cniErr) {
 		rec.Error = cniErr
-	} else if err != nil {
-		rec.Error = &types.Error{Msg: err.Error()}
 	}
 	if line, merr := json.Marshal(rec); merr == nil {
 		e.mu.Lock()
 		_, _ = e.trace.Write(append(line, '\n'))
 		e.mu.Unlock()
 	}
-	return out, err
 }
 
 // asJSON keeps valid JSON as is and wraps anything else (empty output, text)
