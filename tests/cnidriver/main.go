@@ -47,7 +47,8 @@ const usage = `usage: cnidriver <add|check|del|status|gc|version> [flags]
   --cap-args JSON           capability arguments, e.g. {"portMappings":[...]}
   --valid-attachments JSON  gc: [{"containerID":"..","ifname":".."}] or null; absent = no key sent
   --plugin TYPE             version: ask only this plugin (default: every plugin of the conflist)
-  --trace FILE              append one JSON line per plugin execution (stdin, stdout, error, ms)
+  --trace FILE              append one JSON line per plugin execution (stdin, stdout, error,
+                            wall ms, CPU ms, peak RSS)
   --timeout DURATION        bound on the whole operation (default 2m)
 
 add prints the chain's result JSON on stdout; version prints {"<type>":{"supportedVersions":[..]}}.
