@@ -1,0 +1,35 @@
+# shellcheck shell=bash
+# hg_ensure_deps: install the Debian packages the tests and the demo use, only
+# those missing (no apt-get at all when everything is there), without prompts.
+# The Rust toolchain is expected on the machine already.
+
+HG_DEB_PACKAGES=(
+	containernetworking-plugins # bridge, host-local, tuning: the chain around hostguard
+	containerd podman runc busybox-static # the other real clients' e2e runs
+	golang-go golang-github-appc-cni-dev # the libcni driver (tests/cnidriver)
+	jq iproute2 iptables hyperfine
+)
+
+hg_missing_packages() {
+	local p
+	for p in "${HG_DEB_PACKAGES[@]}"; do
+		[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || echo "$p"
+	done
+}
+
+hg_ensure_deps() {
+	local missing
+	mapfile -t missing < <(hg_missing_packages)
+	if ((${#missing[@]} > 0)); then
+		hg_require_root
+		hg_log "installing missing packages: ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq </dev/null ||
+			hg_die "apt-get update failed; packages still missing: ${missing[*]}"
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null ||
+			hg_die "apt-get install failed for: ${missing[*]}"
+		mapfile -t missing < <(hg_missing_packages)
+		((${#missing[@]} == 0)) || hg_die "still missing after apt-get install: ${missing[*]}"
+	fi
+	hg_find_cargo
+}
