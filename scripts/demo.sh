@@ -11,7 +11,7 @@ set -uo pipefail
 # The plugin at the end of the chain. Debian's tuning (a passthrough) stands
 # in until hostguard speaks CNI; then make this "hostguard" (or run
 # PLUGIN=hostguard scripts/demo.sh).
-PLUGIN=${PLUGIN:-tuning}
+PLUGIN=${PLUGIN:-hostguard}
 
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"

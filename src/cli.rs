@@ -103,10 +103,9 @@ fn baseline(args: &[String]) -> i32 {
         let mut nl = crate::netlink::Netlink::new()?;
         let _lock = state.lock("baseline")?;
         if flags.switch("--update") {
-            let mut fresh = hb::observe(&mut nl)?;
-            if let Some(old) = state.read_baseline().ok().flatten() {
-                fresh.rules = old.rules;
-            }
+            // Rules are picked by the conflist's rules.match, which this command does not see:
+            // the next ADD records the rules the selectors pick now.
+            let fresh = hb::observe(&mut nl)?;
             state.write_baseline(&fresh)?;
             eprintln!(
                 "baseline updated in {}: {} default routes",

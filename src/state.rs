@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic;
 use crate::host::routes::DefaultRoute;
+use crate::host::rules::GuardedRule;
 use crate::lock::{self, LockGuard};
 
 /// Bumped when a file's shape changes incompatibly; older files are then refused with a message.
@@ -35,9 +36,9 @@ pub struct StateDir {
 pub struct Baseline {
     pub version: u32,
     pub routes: Vec<DefaultRoute>,
-    /// Policy rules selected by `rules.match`, stored as the rules guard defines them.
+    /// Policy rules selected by `rules.match`.
     #[serde(default)]
-    pub rules: Vec<serde_json::Value>,
+    pub rules: Vec<GuardedRule>,
 }
 
 /// One ADD that has not been deleted yet.

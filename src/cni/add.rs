@@ -49,27 +49,39 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
     Ok(super::passthrough(prev, &req.conf.cni_version))
 }
 
-/// Restores missing baseline default routes; a route that cannot be restored is a warning on
-/// ADD (the pod is not at fault), and CHECK reports it as code 100.
+/// Restores missing baseline default routes and guarded rules; what cannot be restored is a
+/// warning on ADD (the pod is not at fault), and CHECK reports it as code 100 or 103.
 fn guard_default_routes(req: &Request, state: &StateDir, log: &mut Logger) -> CniResult<()> {
     let refused = |_: &LinkTable, _: &str| None;
-    let (outcome, recorded) =
-        baseline::guard_and_adopt(state, req.conf.plugin.routes_restore, &refused).map_err(
-            |err| CniError::io("the route guard could not read the host's routes", &err),
-        )?;
-    if recorded {
+    let plugin = &req.conf.plugin;
+    let report = baseline::guard_and_adopt(state, plugin.routes_restore, &plugin.rules, &refused)
+        .map_err(|err| {
+        CniError::io(
+            "the host guards could not read the host's routes and rules",
+            &err,
+        )
+    })?;
+    if report.recorded {
         log.info(&format!(
             "baseline recorded with {} default routes",
-            outcome.current.len()
+            report.routes.current.len()
         ));
     }
-    for route in &outcome.restored {
+    for route in &report.routes.restored {
         log.warn(&format!("restored missing default route: {route}"));
     }
-    for gone in &outcome.unrestored {
+    for gone in &report.routes.unrestored {
         log.warn(&format!(
             "default route missing and not restored: {}: {}",
             gone.route, gone.reason
+        ));
+    }
+    for rule in &report.rules.restored {
+        log.warn(&format!("restored missing policy rule: {rule}"));
+    }
+    for (rule, reason) in &report.rules.unrestored {
+        log.warn(&format!(
+            "policy rule missing and not restored: {rule}: {reason}"
         ));
     }
     Ok(())

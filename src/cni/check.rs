@@ -13,7 +13,7 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
         ));
     }
     let state = super::open_state(&req.conf.plugin.state_dir)?;
-    let missing = baseline::missing_routes(&state).map_err(|err| {
+    let missing = baseline::missing(&state, &req.conf.plugin.rules.selectors).map_err(|err| {
         CniError::new(
             code::IO_FAILURE,
             "the host baseline cannot be compared with the host",
@@ -22,13 +22,22 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
             ),
         )
     })?;
-    if !missing.is_empty() {
-        let routes: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    if !missing.routes.is_empty() {
+        let routes: Vec<String> = missing.routes.iter().map(ToString::to_string).collect();
         return Err(CniError::new(
             code::DEFAULT_ROUTE_MISSING,
             format!("baseline default route missing: {}", routes.join("; ")),
             "the next ADD restores it when routes.restore is true and its device is up; \
              otherwise re-add it, or run `hostguard baseline --update` if it was removed on purpose",
+        ));
+    }
+    if !missing.rules.is_empty() {
+        let rules: Vec<&str> = missing.rules.iter().map(|r| r.rule.as_str()).collect();
+        return Err(CniError::new(
+            code::RULE_MISSING,
+            format!("guarded policy rule missing: {}", rules.join("; ")),
+            "the next ADD restores it when rules.restore is true; `hostguard doctor` names the \
+             networkd or NetworkManager setting that deletes foreign rules",
         ));
     }
     Ok(())

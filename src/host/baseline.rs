@@ -4,8 +4,10 @@
 
 use anyhow::{Context, Result};
 
+use crate::cni::config::{RuleSelector, RulesConfig};
 use crate::host::route_guard::{self, GuardOutcome, LinkTable, RefusalCheck};
 use crate::host::routes;
+use crate::host::rules::{self, GuardedRule, RulesOutcome};
 use crate::netlink::Netlink;
 use crate::state::{Baseline, StateDir, FORMAT_VERSION};
 
@@ -32,33 +34,60 @@ pub fn observe(nl: &mut Netlink) -> Result<Baseline> {
     })
 }
 
-/// What ADD does for default routes: record or load the baseline, restore what is missing,
-/// adopt what is new, and save the result.
+/// What the guards of one ADD found and did.
+pub struct GuardReport {
+    pub recorded: bool,
+    pub routes: GuardOutcome,
+    pub rules: RulesOutcome,
+}
+
+/// What ADD does: record or load the baseline, restore missing default routes and guarded rules,
+/// adopt what is new, and save the result, all under the baseline lock.
 pub fn guard_and_adopt(
     state: &StateDir,
-    restore: bool,
+    routes_restore: bool,
+    rules: &RulesConfig,
     refused: RefusalCheck,
-) -> Result<(GuardOutcome, bool)> {
+) -> Result<GuardReport> {
     let mut nl = Netlink::new().context("open netlink socket")?;
     let _lock = state.lock("baseline")?;
     let (mut baseline, recorded) = load_or_record(state, &mut nl)?;
-    let outcome = route_guard::guard(&mut nl, &baseline.routes, restore, refused)?;
-    let adopted = routes::adopt(&baseline.routes, &outcome.current);
-    if adopted != baseline.routes {
+    let route_outcome = route_guard::guard(&mut nl, &baseline.routes, routes_restore, refused)?;
+    let rule_outcome = rules::guard(&mut nl, &baseline.rules, &rules.selectors, rules.restore)?;
+    let adopted = routes::adopt(&baseline.routes, &route_outcome.current);
+    if adopted != baseline.routes || rule_outcome.baseline != baseline.rules {
         baseline.routes = adopted;
+        baseline.rules = rule_outcome.baseline.clone();
         state.write_baseline(&baseline)?;
     }
-    Ok((outcome, recorded))
+    Ok(GuardReport {
+        recorded,
+        routes: route_outcome,
+        rules: rule_outcome,
+    })
 }
 
-/// What CHECK does: the same comparison, nothing changed on the host or on disk.
-pub fn missing_routes(state: &StateDir) -> Result<Vec<routes::DefaultRoute>> {
+/// What CHECK looks at: baseline routes and guarded rules the host no longer has. Nothing is
+/// changed on the host or on disk.
+pub struct Missing {
+    pub routes: Vec<routes::DefaultRoute>,
+    pub rules: Vec<GuardedRule>,
+}
+
+pub fn missing(state: &StateDir, selectors: &[RuleSelector]) -> Result<Missing> {
     let Some(baseline) = state.read_baseline()? else {
-        return Ok(Vec::new());
+        return Ok(Missing {
+            routes: Vec::new(),
+            rules: Vec::new(),
+        });
     };
     let mut nl = Netlink::new().context("open netlink socket")?;
     let links = LinkTable::load(&mut nl)?;
     let current = route_guard::default_routes(&mut nl, &links)?;
     let diff = routes::diff(&baseline.routes, &current);
-    Ok(diff.missing.into_iter().chain(diff.missing_hops).collect())
+    let (gone_rules, _) = rules::missing(&mut nl, &baseline.rules, selectors)?;
+    Ok(Missing {
+        routes: diff.missing.into_iter().chain(diff.missing_hops).collect(),
+        rules: gone_rules,
+    })
 }

@@ -49,7 +49,7 @@ pub use error::{NlError, NlResult};
 pub use events::{EventSocket, Group};
 pub use links::LinkExt;
 pub use routes::{unicast_route, AddMode, NextHop, RouteExt, RouteFilter};
-pub use rules::{lookup_rule, RuleExt};
+pub use rules::{describe_rule, lookup_rule, RuleExt};
 pub use socket::Netlink;
 
 pub use netlink_packet_route::address::{AddressAttribute, AddressMessage};

@@ -57,7 +57,7 @@ pub fn lookup_rule(family: AddressFamily, priority: u32, table: u32) -> RuleMess
 }
 
 /// "pref 100 from 10.0.0.0/8 lookup 1000", in `ip rule` words.
-pub(crate) fn describe_rule(msg: &RuleMessage) -> String {
+pub fn describe_rule(msg: &RuleMessage) -> String {
     let mut text = String::new();
     if let Some(priority) = msg.priority() {
         let _ = write!(text, "pref {priority} ");
