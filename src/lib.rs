@@ -4,5 +4,6 @@
 //! reach it.
 
 pub mod atomic;
-pub mod lock;
 pub mod cli;
+pub mod install;
+pub mod lock;
