@@ -31,7 +31,10 @@ where
         .and_then(|()| {
             let written = read_back(&temp)?;
             if written != bytes {
-                bail!("{} read back differently from what was written", temp.display());
+                bail!(
+                    "{} read back differently from what was written",
+                    temp.display()
+                );
             }
             verify(&written)
         })
@@ -141,7 +144,10 @@ mod tests {
         let target = dir.join("a.json");
         write_atomic_plain(&target, b"{}", 0o640).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"{}");
-        assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         fs::remove_dir_all(dir).unwrap();
     }
@@ -167,7 +173,10 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &target).unwrap();
         write_atomic_plain(&target, b"new", 0o644).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
-        assert!(!fs::symlink_metadata(&target).unwrap().file_type().is_symlink());
+        assert!(!fs::symlink_metadata(&target)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         fs::remove_dir_all(dir).unwrap();
     }
 

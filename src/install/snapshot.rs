@@ -98,7 +98,7 @@ pub fn read(path: &Path, links: Links) -> Result<Option<Snapshot>, Problem> {
     }
     let after = FileState::of(&metadata(&file)?);
     if FileState::of(&before) != after || after.size != bytes.len() as u64 {
-        return Err(Problem::new("changed while being read"));
+        return Err(Problem::changing("changed while being read"));
     }
     Ok(Some(Snapshot {
         state: after,

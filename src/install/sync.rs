@@ -274,6 +274,10 @@ impl Installer {
                     self.plan.primary.is_some(),
                 )));
             }
+            Err(problem) if problem.is_transient() => {
+                self.candidate = None;
+                return Ok(Look::Settling(now + SETTLE, name));
+            }
             Err(problem) => {
                 self.candidate = None;
                 return Ok(Look::Waiting(format!(

@@ -15,17 +15,35 @@ pub const HOSTGUARD_TYPE: &str = "hostguard";
 pub const SUPPORTED_CNI_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem(String);
+pub struct Problem {
+    text: String,
+    transient: bool,
+}
 
 impl Problem {
     pub fn new(text: impl Into<String>) -> Self {
-        Problem(text.into())
+        Problem {
+            text: text.into(),
+            transient: false,
+        }
+    }
+
+    /// The file was caught mid-change: look again shortly rather than report a state.
+    pub fn changing(text: impl Into<String>) -> Self {
+        Problem {
+            text: text.into(),
+            transient: true,
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.transient
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 

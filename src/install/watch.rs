@@ -73,7 +73,7 @@ impl Watcher {
         let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).map_err(|errno| {
             anyhow::anyhow!(
                 "cannot initialise inotify ({errno}); hostguard will not wait or watch blind: raise \
-                 fs.inotify.max_user_instances or free some instances"
+                 fs.inotify.max_user_instances or the open-file limit (ulimit -n)"
             )
         })?;
         let dir_wd = inotify
