@@ -112,3 +112,22 @@ fn sigterm_during_the_wait_writes_nothing() {
         .assert_stderr("interrupted by SIGTERM");
     assert!(node.listing().is_empty());
 }
+
+#[test]
+fn a_complete_file_still_held_open_is_used_after_it_settles() {
+    let node = Node::new();
+    let running = node.spawn_install(&["--timeout", "20"]);
+    running.await_stderr("waiting for a CNI config", LIMIT);
+    // The writer never closes the file while we wait: no IN_CLOSE_WRITE, only the quiet period.
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(node.path("10-calico.conflist"))
+        .unwrap();
+    file.write_all(&testdata_bytes("calico.conflist")).unwrap();
+    file.flush().unwrap();
+    let run = running.finish(LIMIT);
+    drop(file);
+    run.assert_ok();
+    assert_chained(&fs::read(node.output()).unwrap());
+}

@@ -24,7 +24,8 @@ DIR/NAME: that config's keys and plugins with exactly one {\"type\":\"hostguard\
   --plugin-config FILE  JSON object whose keys go into the hostguard entry (\"-\" reads stdin)
   --timeout SECS        how long to wait for a usable upstream config (default 300; 0 = look once)
   --bin-dir DIR         copy this binary to DIR/hostguard first (atomically, mode 0755)
-  --state-dir DIR       create this state directory (0700) and name it as stateDir in the entry
+  --state-dir DIR       create this state directory (0700); it becomes the entry's stateDir unless
+                        --plugin-config sets one (the host's path, when DIR is a container mount)
   --watch               stay running and keep DIR/NAME in sync with the upstream config; exits 0
                         on SIGTERM or SIGINT and leaves the file in place
 

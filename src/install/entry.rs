@@ -1,6 +1,6 @@
 //! The hostguard entry that install appends: `{"type":"hostguard"}` plus the keys of
-//! `--plugin-config`, and `stateDir` from `--state-dir` so the plugin reads the baseline where
-//! install recorded it.
+//! `--plugin-config`, and `stateDir` from `--state-dir` (unless the plugin config names it) so the
+//! plugin reads the baseline where install recorded it.
 
 use std::fs;
 use std::io::Read;
@@ -55,11 +55,13 @@ pub fn build(
                 entry.insert("stateDir".into(), Value::String(wanted));
             }
             Some(Value::String(given)) if *given == wanted => {}
-            Some(given) => bail!(
-                "--state-dir {wanted} disagrees with \"stateDir\" {given} in --plugin-config {}: the plugin \
-                 would look for the baseline somewhere else; give one of them",
+            // In a container the state directory is mounted somewhere else than on the host; the
+            // entry must carry the host's path, so an explicit stateDir wins.
+            Some(given) => warnings.push(format!(
+                "the entry keeps \"stateDir\" {given} from --plugin-config {}; --state-dir {wanted} is only \
+                 created (right when it is where the host's {given} is mounted here)",
                 display(plugin_config)
-            ),
+            )),
         }
     }
     for key in entry.keys() {
@@ -124,8 +126,13 @@ mod tests {
             .to_string()
             .contains("leave \"type\" out"));
         fs::write(&path, br#"{"stateDir":"/a"}"#).unwrap();
-        let clash = build(Some(&path), Some(Path::new("/b")), &mut warnings).unwrap_err();
-        assert!(clash.to_string().contains("disagrees"));
+        warnings.clear();
+        let mounted = build(Some(&path), Some(Path::new("/host/a")), &mut warnings).unwrap();
+        assert_eq!(mounted["stateDir"], "/a");
+        assert!(
+            warnings[0].contains("keeps \"stateDir\" \"/a\""),
+            "{warnings:?}"
+        );
         fs::write(&path, b"[]").unwrap();
         assert!(build(Some(&path), None, &mut warnings)
             .unwrap_err()

@@ -19,12 +19,13 @@ use super::discover;
 use super::fight::{self, Fight, Verdict};
 use super::snapshot::{self, Links, Snapshot};
 use super::validate;
-use super::watch::{Changes, Wake, Watcher};
+use super::watch::{Changes, Last, Wake, Watcher};
 use super::write::{self, Existing};
 use super::{note, report};
 
-/// How long an upstream must stay unchanged before we trust it is not still being written. Writes
-/// and renames move the file's ctime and raise inotify events; either restarts the wait.
+/// How long an upstream must stay unchanged before we trust it is not still being written, unless
+/// its writer has visibly finished (closed it after writing, or renamed it into place). Writes and
+/// renames move the file's ctime and raise inotify events; either restarts the wait.
 pub const SETTLE: Duration = Duration::from_millis(50);
 
 /// What `install` was asked to do, with the hostguard entry already built.
@@ -86,6 +87,12 @@ struct Installer {
     /// The last state line printed, so a line appears when the state changes, not per event.
     said: Option<String>,
     warned: BTreeSet<String>,
+    /// Names whose last event was a completed write (close after write, or rename into place).
+    completed: BTreeSet<OsString>,
+    /// The same for the target of a symlinked upstream, which lives in another directory.
+    followed_completed: bool,
+    followed_target: Option<PathBuf>,
+    upstream_is_link: bool,
 }
 
 /// Runs install to completion (or, with `--watch`, until a signal). Returns the exit status.
@@ -104,6 +111,10 @@ pub fn run(plan: Plan) -> Result<i32> {
         binary_done: false,
         said: None,
         warned: BTreeSet::new(),
+        completed: BTreeSet::new(),
+        followed_completed: false,
+        followed_target: None,
+        upstream_is_link: false,
     };
     installer.run()
 }
@@ -234,8 +245,24 @@ impl Installer {
 
     /// Events on the file being settled restart its quiet period; an overflow might hide one.
     fn notice(&mut self, changes: &Changes, now: Instant) {
+        if changes.overflow {
+            self.completed.clear();
+            self.followed_completed = false;
+        }
+        for (name, last) in &changes.names {
+            match last {
+                Last::Completed => self.completed.insert(name.clone()),
+                Last::Changed => self.completed.remove(name),
+            };
+        }
+        if let Some(last) = changes.followed {
+            self.followed_completed = last == Last::Completed;
+        }
         if let Some(candidate) = &mut self.candidate {
-            if changes.overflow || changes.followed || changes.names.contains(&candidate.name) {
+            if changes.overflow
+                || changes.followed.is_some()
+                || changes.names.contains_key(&candidate.name)
+            {
                 candidate.quiet_since = now;
             }
         }
@@ -331,6 +358,15 @@ impl Installer {
                 quiet_since: now.checked_sub(quiet_for).unwrap_or(now),
             });
         }
+        // Its writer is done with it, and the read after that event parsed: no need to wait.
+        let finished = if self.upstream_is_link {
+            self.followed_completed
+        } else {
+            self.completed.contains(name)
+        };
+        if finished {
+            return None;
+        }
         let ready_at = self.candidate.as_ref().map(|c| c.quiet_since + SETTLE)?;
         (now < ready_at).then_some(ready_at)
     }
@@ -338,6 +374,7 @@ impl Installer {
     /// A symlinked upstream changes where it points, not here: watch there too.
     fn follow_link(&mut self, path: &Path) {
         let is_link = fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
+        self.upstream_is_link = is_link;
         let target = is_link
             .then(|| {
                 fs::canonicalize(path).ok().or_else(|| {
@@ -347,6 +384,11 @@ impl Installer {
                 })
             })
             .flatten();
+        if target != self.followed_target {
+            // Completion seen on the old target says nothing about the new one.
+            self.followed_completed = false;
+            self.followed_target.clone_from(&target);
+        }
         if let Err(err) = self.watcher.follow(target.as_deref()) {
             self.warn_once(format!(
                 "{err:#}; a change there is noticed only with the next change in the directory"
@@ -443,7 +485,7 @@ impl Installer {
     fn repair_allowed(&mut self, current: &Existing, now: Instant) -> Option<Instant> {
         let foreign = match (&self.last_written, current) {
             (Some(ours), Existing::File(found)) => found != ours,
-            (Some(_), Existing::Missing) => true,
+            (Some(_), Existing::Missing | Existing::Changing) => true,
             _ => false,
         };
         if !foreign {
@@ -505,6 +547,7 @@ impl Installer {
                 ),
                 Err(problem) => format!("it now {problem}: another program writes the same file"),
             },
+            Existing::Changing => "another program is rewriting it right now".into(),
             Existing::Foreign(reason) => reason.clone(),
         }
     }

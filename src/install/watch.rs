@@ -3,7 +3,7 @@
 //! at the directory, so a file that appears between the look and the wait is never missed.
 //! Without inotify there is no safe way to run, so failing to set it up is an error, not a fallback.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -32,13 +32,32 @@ fn self_events() -> AddWatchFlags {
     AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF | AddWatchFlags::IN_ONLYDIR
 }
 
+/// How the last event seen for a file left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Last {
+    /// Written to, created, deleted or moved away: it may be mid-change.
+    Changed,
+    /// Closed after writing, or renamed into place: its writer is done with it.
+    Completed,
+}
+
+impl Last {
+    fn of(mask: AddWatchFlags) -> Self {
+        if mask.intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO) {
+            Last::Completed
+        } else {
+            Last::Changed
+        }
+    }
+}
+
 /// What woke us.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
-    /// Names in the config directory that had events.
-    pub names: BTreeSet<OsString>,
-    /// The file a symlinked upstream points to (outside the directory) changed.
-    pub followed: bool,
+    /// Names in the config directory that had events, with how the last one left each.
+    pub names: BTreeMap<OsString, Last>,
+    /// The file a symlinked upstream points to (outside the directory) had events.
+    pub followed: Option<Last>,
     /// The kernel dropped events: anything may have changed.
     pub overflow: bool,
 }
@@ -205,7 +224,7 @@ impl Watcher {
                         );
                     }
                     if let Some(name) = &event.name {
-                        changes.names.insert(name.clone());
+                        changes.names.insert(name.clone(), Last::of(event.mask));
                     }
                 }
                 if let Some(followed) = &self.followed {
@@ -213,9 +232,9 @@ impl Watcher {
                         if event.mask.contains(AddWatchFlags::IN_IGNORED) {
                             // Its directory went away: the symlink now dangles, which the next look sees.
                             self.followed = None;
-                            changes.followed = true;
+                            changes.followed = Some(Last::Changed);
                         } else if event.name.as_deref() == Some(followed.name.as_os_str()) {
-                            changes.followed = true;
+                            changes.followed = Some(Last::of(event.mask));
                         }
                     }
                 }
@@ -244,9 +263,13 @@ mod tests {
         let Wake::Changed(changes) = watcher.wait(None).unwrap() else {
             panic!("no change seen")
         };
+        assert_eq!(
+            changes.names.values().collect::<Vec<_>>(),
+            [&Last::Changed, &Last::Completed]
+        );
         let names: Vec<_> = changes
             .names
-            .iter()
+            .keys()
             .map(|n| n.to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["10-a.conflist", "20-b.conflist"]);
@@ -265,7 +288,7 @@ mod tests {
         let Wake::Changed(changes) = watcher.wait(None).unwrap() else {
             panic!("no change seen")
         };
-        assert!(changes.followed);
+        assert_eq!(changes.followed, Some(Last::Completed));
         assert!(changes.names.is_empty());
     }
 

@@ -32,31 +32,39 @@ pub fn lock_dir(dir: &Path) -> Result<LockGuard> {
 pub enum Existing {
     Missing,
     File(Vec<u8>),
+    /// A regular file that another program kept rewriting while we read it.
+    Changing,
     /// Something we must not replace (a symlink, a directory, ...): the reason, ready to print.
     Foreign(String),
 }
 
+/// Reads what is at `path` without following a symlink. A file caught mid-rewrite is read again a
+/// few times before it is reported as `Changing`.
 pub fn existing(path: &Path) -> Existing {
-    match snapshot::read(path, Links::Refuse) {
-        Ok(None) => Existing::Missing,
-        Ok(Some(found)) => Existing::File(found.bytes),
-        Err(problem) => {
-            let what = snapshot::describe_path(path);
-            let reason = if what.starts_with("a symbolic link") {
-                format!(
-                    "{} is {what}; hostguard does not replace a link it did not create: remove it, \
-                     or choose another --output",
-                    path.display()
-                )
-            } else {
-                format!(
-                    "{} {problem}; hostguard only replaces a regular file it wrote",
-                    path.display()
-                )
-            };
-            Existing::Foreign(reason)
+    for _ in 0..3 {
+        match snapshot::read(path, Links::Refuse) {
+            Ok(None) => return Existing::Missing,
+            Ok(Some(found)) => return Existing::File(found.bytes),
+            Err(problem) if problem.is_transient() => continue,
+            Err(problem) => {
+                let what = snapshot::describe_path(path);
+                let reason = if what.starts_with("a symbolic link") {
+                    format!(
+                        "{} is {what}; hostguard does not replace a link it did not create: remove it, \
+                         or choose another --output",
+                        path.display()
+                    )
+                } else {
+                    format!(
+                        "{} {problem}; hostguard only replaces a regular file it wrote",
+                        path.display()
+                    )
+                };
+                return Existing::Foreign(reason);
+            }
         }
     }
+    Existing::Changing
 }
 
 /// Writes `bytes` (already rendered) to `path` atomically, checking them as read back.
@@ -117,6 +125,10 @@ pub fn remove_output(path: &Path) -> Result<bool> {
     match existing(path) {
         Existing::Missing => Ok(false),
         Existing::Foreign(reason) => Err(anyhow!("{reason}; leaving it")),
+        Existing::Changing => Err(anyhow!(
+            "{} is being rewritten by another program right now; try again",
+            path.display()
+        )),
         Existing::File(bytes) => {
             let object = validate::parse_object(&bytes).map_err(|problem| {
                 anyhow!(
