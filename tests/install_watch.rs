@@ -215,3 +215,29 @@ fn an_event_overflow_triggers_a_full_rescan() {
     running.signal(Signal::SIGCONT);
     await_output(&node, &["calico", "overflowed"], &running);
 }
+
+#[test]
+fn a_symlink_planted_at_the_output_is_reported_not_followed() {
+    let node = Node::new();
+    let mut running = start(&node);
+    let victim = node.root.join("victim");
+    fs::write(&victim, b"keep").unwrap();
+    let planted = node.root.join("planted");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    fs::rename(&planted, node.output()).unwrap();
+    running.await_stderr("does not replace a link", LIMIT);
+    node.put(
+        "10-calico.conflist",
+        &conflist("k8s", &["calico", "portmap"]),
+    );
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(fs::read(&victim).unwrap(), b"keep");
+    assert!(fs::symlink_metadata(node.output())
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(running.is_running());
+    // Once the operator removes the link, the output comes back, up to date.
+    fs::remove_file(node.output()).unwrap();
+    await_output(&node, &["calico", "portmap"], &running);
+}

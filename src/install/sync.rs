@@ -200,13 +200,14 @@ impl Installer {
             match self.watcher.wait(wake_at)? {
                 Wake::Deadline => {}
                 Wake::Changed(changes) => self.notice(&changes, Instant::now()),
-                Wake::Signal(signal) if self.plan.watch => {
+                Wake::Signal(signal) if self.plan.watch && synced_once => {
                     note(format_args!(
                         "stopping on {signal}; {} stays in place (remove it with hostguard uninstall)",
                         self.output_path().display()
                     ));
                     return Ok(0);
                 }
+                // Before the first write a signal means the job was not done: say so in the status.
                 Wake::Signal(signal) => {
                     note(format_args!(
                         "interrupted by {signal} before a config was written; nothing written"
