@@ -5,10 +5,11 @@
 #             `hostguard install` having exited 0, i.e. our conflist written, fsynced, renamed
 #             and the directory fsynced (the clock starts before `mv` is spawned, so the
 #             figure includes about 1 ms of mv).
+#   held      as one-shot, but the upstream is written in place by a writer that keeps it open:
+#             no close or rename says the writer is done, so install waits out its 50 ms settle.
 #   watch     from an upstream rewrite (renamed into place) to `hostguard install --watch`
 #             reporting the durable rewrite of our conflist on stdout (read with a blocking
 #             `read`, no polling).
-# Both include the 50 ms settle time install waits out before trusting a just-changed file.
 #
 # Usage: scripts/bench-install.sh [RUNS]    (default 50; HOSTGUARD_BIN overrides the binary)
 set -euo pipefail
@@ -79,6 +80,25 @@ for ((i = 0; i < runs; i++)); do
 done
 printf 'one-shot  rename -> durable conflist, process exited: '
 printf '%s\n' "${oneshot[@]}" | summary
+
+held=()
+for ((i = 0; i < runs; i++)); do
+    dir=${work}/held-${i}/net.d
+    mkdir -p "${dir}"
+    "${bin}" install --conf-dir "${dir}" --timeout 10 >/dev/null 2>"${work}/held-${i}/log" &
+    pid=$!
+    wait_for_line "${work}/held-${i}/log" "waiting for a CNI config"
+    start=$(now_us)
+    exec 7>"${dir}/10-bench.conflist"
+    conflist portmap >&7
+    wait "${pid}"
+    end=$(now_us)
+    exec 7>&-
+    [[ -s ${dir}/00-hostguard.conflist ]] || { echo "bench: no output in ${dir}" >&2; exit 1; }
+    held+=($((end - start)))
+done
+printf 'held      open write -> durable conflist, exited:  '
+printf '%s\n' "${held[@]}" | summary
 
 dir=${work}/watch/net.d
 mkdir -p "${dir}"
