@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod cli;
 pub mod cni;
 pub mod host;
+pub mod install;
 pub mod lock;
 pub mod log;
 pub mod netlink;
