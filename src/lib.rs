@@ -6,3 +6,4 @@
 pub mod atomic;
 pub mod lock;
 pub mod cli;
+pub mod host;
