@@ -7,3 +7,4 @@ pub mod atomic;
 pub mod lock;
 pub mod cli;
 pub mod host;
+pub mod keyfile;
