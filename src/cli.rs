@@ -29,6 +29,7 @@ pub fn run(args: &[String]) -> i32 {
             println!("hostguard {}", env!("CARGO_PKG_VERSION"));
             0
         }
+        "doctor" => crate::doctor::run(rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             let _ = std::io::stdout().flush();

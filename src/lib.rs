@@ -8,3 +8,4 @@ pub mod lock;
 pub mod cli;
 pub mod host;
 pub mod keyfile;
+pub mod doctor;

@@ -524,6 +524,9 @@ pub struct NmConfig {
     pub files: Vec<PathBuf>,
     /// Effective `[keyfile] unmanaged-devices`.
     pub unmanaged: Vec<UnmanagedSpec>,
+    /// Every file that assigned (`=`), extended (`+=`) or shrank (`-=`) `unmanaged-devices`, in
+    /// reading order, so that a later file replacing an earlier list can be named.
+    pub unmanaged_changes: Vec<(PathBuf, &'static str)>,
     groups: Vec<Group>,
 }
 
@@ -633,6 +636,17 @@ impl NmConfig {
                 self.groups.len() - 1
             }
         };
+        if group == "keyfile" {
+            let op = match key {
+                "unmanaged-devices" => Some("="),
+                "unmanaged-devices+" => Some("+="),
+                "unmanaged-devices-" => Some("-="),
+                _ => None,
+            };
+            if let Some(op) = op {
+                self.unmanaged_changes.push((file.to_owned(), op));
+            }
+        }
         let slot = &mut self.groups[index];
         let tagged = |text: &str| -> Vec<UnmanagedSpec> {
             split_specs(text)
