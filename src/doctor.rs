@@ -498,7 +498,7 @@ impl NmState {
 fn sample_names(pattern: &str) -> Vec<String> {
     match pattern.strip_suffix('*') {
         None => vec![pattern.to_owned()],
-        Some(prefix) => ["", "0", "a1b2c3d4e5f6g7h8"]
+        Some(prefix) => ["0", "", "a1b2c3d4e5f6g7h8"]
             .iter()
             .map(|tail| {
                 let mut name = format!("{prefix}{tail}");
@@ -819,4 +819,53 @@ fn render_human(root: &Path, state: &Examination, report: &Report) -> String {
         out.push_str("\nRun `hostguard doctor --fix` to write hostguard's drop-ins.\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("hg-doctor-unit-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn sample_names_cover_prefix_short_and_longest_names() {
+        assert_eq!(sample_names("cni0"), ["cni0"]);
+        assert_eq!(sample_names("cali*"), ["cali0", "cali", "calia1b2c3d4e5f"]);
+        assert!(sample_names("genev_sys_*").iter().all(|n| n.len() <= 15));
+    }
+
+    #[test]
+    fn the_nm_drop_in_alone_unmanages_every_pattern_and_the_networkd_one_both_keys() {
+        let root = scratch("dropins");
+        install(&root, NM_DROPIN, &nm_dropin(), Dialect::GKeyFile).unwrap();
+        install(&root, NETWORKD_DROPIN, &networkd_dropin(), Dialect::Systemd).unwrap();
+        let state = examine(&root);
+        assert!(state.findings.is_empty(), "{:#?}", state.findings);
+        assert!(state.networkd.settings.iter().all(|s| !s.value));
+        let NmState::Config(config) = &state.nm else {
+            panic!("NetworkManager config not loaded");
+        };
+        assert_eq!(config.unmanaged.len(), CNI_PATTERNS.len());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn install_leaves_identical_content_alone() {
+        let root = scratch("idempotent");
+        assert_eq!(
+            install(&root, NETWORKD_DROPIN, &networkd_dropin(), Dialect::Systemd).unwrap(),
+            "written"
+        );
+        assert_eq!(
+            install(&root, NETWORKD_DROPIN, &networkd_dropin(), Dialect::Systemd).unwrap(),
+            "unchanged"
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
 }
