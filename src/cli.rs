@@ -31,6 +31,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         "install" => crate::install::run_install(rest),
         "uninstall" => crate::install::run_uninstall(rest),
+        "doctor" => crate::doctor::run(rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             let _ = std::io::stdout().flush();

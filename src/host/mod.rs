@@ -1,6 +1,8 @@
 //! The host model: what hostguard observes and guards in the namespace it runs in.
 
 pub mod baseline;
+pub mod links;
+pub mod nm;
 pub mod route_guard;
 pub mod routes;
 pub mod rules;
