@@ -1,15 +1,17 @@
 //! ADD: hostguard is chained, so it needs prevResult and returns it unchanged after guarding the
 //! host and recording the attachment.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::error::{CniError, CniResult};
+use super::error::{code, CniError, CniResult};
 use super::Request;
 use crate::host::baseline;
 use crate::host::route_guard::LinkTable;
+use crate::host::wait::{self, WaitError};
 use crate::log::Logger;
+use crate::netlink::Netlink;
 use crate::state::{AttachmentRecord, StateDir, FORMAT_VERSION};
 
 pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
@@ -19,6 +21,9 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
              interface plugin in the conflist)",
         )
     })?;
+    // First, before anything touches the host: guarding routes or recording state for a node
+    // whose primary CNI is not up yet would record the wrong picture.
+    wait_for_upstream(req, log)?;
     let state = super::open_state(&req.conf.plugin.state_dir)?;
     guard_default_routes(req, &state, log)?;
     let record = AttachmentRecord {
@@ -73,4 +78,67 @@ fn guard_default_routes(req: &Request, state: &StateDir, log: &mut Logger) -> Cn
         ));
     }
     Ok(())
+}
+
+/// Waits for the `waitFor` interfaces, bounded by `timeoutMs`. At the deadline the answer is
+/// "try again later": the upstream agent is usually still starting, and the runtime retries the
+/// sandbox, which is what incident 3's one-shot lookup never did.
+fn wait_for_upstream(req: &Request, log: &mut Logger) -> CniResult<()> {
+    let wait_for = &req.conf.plugin.wait_for;
+    if wait_for.interfaces.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(wait_for.timeout_ms);
+    let mut nl = Netlink::new().map_err(|err| {
+        CniError::new(
+            code::IO_FAILURE,
+            "cannot open a netlink socket to watch the waitFor interfaces",
+            err.to_string(),
+        )
+    })?;
+    let wanted = wait_for
+        .interfaces
+        .iter()
+        .map(wait::describe)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut waited = false;
+    let outcome = wait::wait_ready(&mut nl, &wait_for.interfaces, deadline, &mut |unmet| {
+        if waited {
+            log.debug(&format!("still waiting: {unmet}"));
+        } else {
+            log.info(&format!(
+                "waiting up to {} ms for {wanted}: {unmet}",
+                wait_for.timeout_ms
+            ));
+            waited = true;
+        }
+    });
+    match outcome {
+        Ok(()) => {
+            if waited {
+                log.info(&format!(
+                    "waitFor interfaces ready after {} ms",
+                    started.elapsed().as_millis()
+                ));
+            }
+            Ok(())
+        }
+        Err(WaitError::Unmet(unmet)) => Err(CniError::new(
+            code::TRY_AGAIN_LATER,
+            unmet.to_string(),
+            format!(
+                "hostguard waited {} ms for {wanted} (waitFor in the conflist) and the primary \
+                 CNI has not finished setting it up; the runtime will retry the ADD. If this \
+                 persists, check the primary CNI's agent on this node",
+                wait_for.timeout_ms
+            ),
+        )),
+        Err(err @ WaitError::Netlink(_)) => Err(CniError::new(
+            code::IO_FAILURE,
+            "cannot watch the waitFor interfaces",
+            err.to_string(),
+        )),
+    }
 }
