@@ -350,3 +350,402 @@ impl fmt::Display for Unmet {
         write!(f, ")")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Real-kernel tests. Each moves its own libtest thread into a fresh network namespace
+    //! first; threads it spawns and `ip` children inherit that namespace, which `ip` and
+    //! `in_private_netns` check before touching anything.
+
+    use std::process::Command;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use nix::sched::{unshare, CloneFlags};
+
+    use super::*;
+
+    fn in_private_netns() -> bool {
+        std::fs::read_link("/proc/thread-self/ns/net").unwrap()
+            != std::fs::read_link("/proc/self/ns/net").unwrap()
+    }
+
+    fn private_netns() -> Netlink {
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        assert!(
+            in_private_netns(),
+            "the test thread is still in the host namespace"
+        );
+        Netlink::new().unwrap()
+    }
+
+    /// `ip` in this thread's namespace; refuses to run in the machine's own.
+    fn ip(args: &str) {
+        assert!(
+            in_private_netns(),
+            "refusing to run ip in the host namespace"
+        );
+        let out = Command::new("ip")
+            .args(args.split_whitespace())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn cond(name: &str, up: bool, cidr: Option<&str>) -> WaitInterface {
+        WaitInterface {
+            name: name.into(),
+            up,
+            cidr: cidr.map(|c| c.parse().unwrap()),
+        }
+    }
+
+    fn unmet_text(nl: &mut Netlink, conditions: &[WaitInterface]) -> String {
+        match check_ready(nl, conditions) {
+            Err(WaitError::Unmet(unmet)) => unmet.to_string(),
+            other => panic!("expected an unmet condition, got {other:?}"),
+        }
+    }
+
+    fn seen(net: &str, state: AddressState) -> SeenAddress {
+        SeenAddress {
+            network: net.parse().unwrap(),
+            state,
+        }
+    }
+
+    #[test]
+    fn messages_name_the_interface_and_what_is_wrong() {
+        let gap = |has: Vec<SeenAddress>| AddressGap {
+            cidr: "10.244.0.0/16".parse().unwrap(),
+            has,
+        };
+        let text = |problem: Problem| {
+            Unmet {
+                interface: "tunl0".into(),
+                problem,
+            }
+            .to_string()
+        };
+        assert_eq!(text(Problem::Missing), "tunl0 does not exist");
+        assert_eq!(
+            text(Problem::Present {
+                down: true,
+                address: None
+            }),
+            "tunl0 exists but is down"
+        );
+        assert_eq!(
+            text(Problem::Present {
+                down: false,
+                address: Some(gap(vec![seen("10.1.2.3/8", AddressState::Usable)]))
+            }),
+            "tunl0 exists but has no address in 10.244.0.0/16 (it has 10.1.2.3/8)"
+        );
+        assert_eq!(
+            text(Problem::Present {
+                down: true,
+                address: Some(gap(vec![]))
+            }),
+            "tunl0 exists but is down and has no address in 10.244.0.0/16 (it has none)"
+        );
+        let many = (1..=8)
+            .map(|i| seen(&format!("10.1.0.{i}/8"), AddressState::Usable))
+            .collect();
+        let shown = text(Problem::Present {
+            down: false,
+            address: Some(gap(many)),
+        });
+        assert!(shown.ends_with("10.1.0.6/8 and 2 more)"), "{shown}");
+    }
+
+    #[test]
+    fn descriptions_say_what_is_awaited() {
+        assert_eq!(
+            describe(&cond("tunl0", true, Some("10.244.0.0/16"))),
+            "tunl0 up with an address in 10.244.0.0/16"
+        );
+        assert_eq!(describe(&cond("cni0", false, None)), "cni0 present");
+        assert_eq!(describe(&cond("cni0", true, None)), "cni0 up");
+    }
+
+    #[test]
+    fn one_look_reports_each_unmet_state_and_then_readiness() {
+        let mut nl = private_netns();
+        let want = [cond("tunl0", true, Some("10.244.0.0/16"))];
+        assert_eq!(unmet_text(&mut nl, &want), "tunl0 does not exist");
+
+        nl.create_bridge("tunl0").unwrap();
+        assert_eq!(
+            unmet_text(&mut nl, &want),
+            "tunl0 exists but is down and has no address in 10.244.0.0/16 (it has none)"
+        );
+        ip("addr add 10.1.2.3/8 dev tunl0");
+        assert_eq!(
+            unmet_text(&mut nl, &want),
+            "tunl0 exists but is down and has no address in 10.244.0.0/16 (it has 10.1.2.3/8)"
+        );
+        ip("addr add 10.244.7.1/16 dev tunl0");
+        assert_eq!(unmet_text(&mut nl, &want), "tunl0 exists but is down");
+        ip("link set tunl0 up");
+        check_ready(&mut nl, &want).unwrap();
+        // Without `up` a down link with the address is ready.
+        ip("link set tunl0 down");
+        check_ready(&mut nl, &[cond("tunl0", false, Some("10.244.0.0/16"))]).unwrap();
+    }
+
+    #[test]
+    fn an_address_of_the_other_family_or_outside_the_cidr_does_not_count() {
+        let mut nl = private_netns();
+        nl.create_bridge("tunl0").unwrap();
+        ip("-6 addr add fd00:244::1/64 dev tunl0 nodad");
+        ip("addr add 10.245.0.1/16 dev tunl0");
+        let text = unmet_text(&mut nl, &[cond("tunl0", false, Some("10.244.0.0/16"))]);
+        assert_eq!(
+            text,
+            "tunl0 exists but has no address in 10.244.0.0/16 (it has 10.245.0.1/16, \
+             fd00:244::1/64)"
+        );
+        // An IPv6 CIDR is met by the IPv6 address.
+        check_ready(&mut nl, &[cond("tunl0", false, Some("fd00:244::/48"))]).unwrap();
+    }
+
+    #[test]
+    fn tentative_ipv6_addresses_do_not_count_until_usable() {
+        let mut nl = private_netns();
+        // A bridge without ports has no carrier, so duplicate address detection never
+        // completes and the address stays tentative.
+        nl.create_bridge("tunl0").unwrap();
+        ip("link set tunl0 up");
+        ip("-6 addr add fd00:244::1/64 dev tunl0");
+        let want = [cond("tunl0", true, Some("fd00:244::/48"))];
+        let text = unmet_text(&mut nl, &want);
+        assert!(
+            text.starts_with("tunl0 exists but has no usable address in fd00:244::/48 (it has "),
+            "{text}"
+        );
+        assert!(text.contains("fd00:244::1/64 tentative"), "{text}");
+        ip("-6 addr add fd00:244::2/64 dev tunl0 nodad");
+        check_ready(&mut nl, &want).unwrap();
+    }
+
+    #[test]
+    fn the_primary_name_counts_not_an_alternative_name() {
+        let mut nl = private_netns();
+        nl.create_bridge("br-upstream").unwrap();
+        let added = Command::new("ip")
+            .args([
+                "link",
+                "property",
+                "add",
+                "dev",
+                "br-upstream",
+                "altname",
+                "tunl0",
+            ])
+            .output()
+            .unwrap();
+        if !added.status.success() {
+            // Kernels before 5.5 have no alternative names; nothing to prove then.
+            return;
+        }
+        assert_eq!(
+            unmet_text(&mut nl, &[cond("tunl0", false, None)]),
+            "tunl0 does not exist"
+        );
+    }
+
+    /// Runs `wait_ready` on this thread while a helper thread (in the same namespace) applies
+    /// each step once the waiter reports the unmet state the step expects; returns the unmet
+    /// states the waiter reported, in order.
+    type Step = (&'static str, &'static [&'static str]);
+
+    fn wait_through(
+        conditions: &[WaitInterface],
+        steps: &'static [Step],
+        timeout: Duration,
+    ) -> (Result<(), WaitError>, Vec<String>) {
+        let mut nl = private_netns();
+        let (tx, rx) = mpsc::channel::<String>();
+        let helper = std::thread::spawn(move || {
+            assert!(in_private_netns(), "helper thread left the test namespace");
+            for (expected, commands) in steps {
+                loop {
+                    let Ok(reported) = rx.recv() else {
+                        panic!("the wait ended before step {expected:?}");
+                    };
+                    if reported == *expected {
+                        break;
+                    }
+                }
+                for command in *commands {
+                    ip(command);
+                }
+            }
+        });
+        let mut reports = Vec::new();
+        let outcome = wait_ready(
+            &mut nl,
+            conditions,
+            Instant::now() + timeout,
+            &mut |unmet| {
+                reports.push(unmet.to_string());
+                let _ = tx.send(unmet.to_string());
+            },
+        );
+        drop(tx);
+        helper.join().unwrap();
+        (outcome, reports)
+    }
+
+    #[test]
+    fn waits_through_creation_address_and_up() {
+        let (outcome, reports) = wait_through(
+            &[cond("tunl0", true, Some("10.244.0.0/16"))],
+            &[
+                ("tunl0 does not exist", &["link add tunl0 type bridge"]),
+                (
+                    "tunl0 exists but is down and has no address in 10.244.0.0/16 (it has none)",
+                    &["addr add 10.244.0.1/16 dev tunl0"],
+                ),
+                ("tunl0 exists but is down", &["link set tunl0 up"]),
+            ],
+            Duration::from_secs(20),
+        );
+        outcome.unwrap();
+        assert_eq!(reports.first().unwrap(), "tunl0 does not exist");
+        assert_eq!(reports.last().unwrap(), "tunl0 exists but is down");
+    }
+
+    #[test]
+    fn a_deleted_and_recreated_interface_is_followed_to_its_new_ifindex() {
+        let (outcome, reports) = wait_through(
+            &[cond("tunl0", true, Some("10.244.0.0/16"))],
+            &[
+                (
+                    "tunl0 does not exist",
+                    &[
+                        "link add tunl0 type bridge",
+                        "addr add 10.244.0.1/16 dev tunl0",
+                    ],
+                ),
+                ("tunl0 exists but is down", &["link del tunl0"]),
+                (
+                    "tunl0 does not exist",
+                    &[
+                        "link add tunl0 type bridge",
+                        "addr add 10.244.0.2/16 dev tunl0",
+                        "link set tunl0 up",
+                    ],
+                ),
+            ],
+            Duration::from_secs(20),
+        );
+        outcome.unwrap();
+        let missing = reports
+            .iter()
+            .filter(|r| *r == "tunl0 does not exist")
+            .count();
+        assert_eq!(missing, 2, "{reports:?}");
+    }
+
+    #[test]
+    fn renames_to_and_away_from_the_name_are_followed() {
+        let (outcome, reports) = wait_through(
+            &[cond("tunl0", true, Some("10.244.0.0/16"))],
+            &[
+                (
+                    "tunl0 does not exist",
+                    &[
+                        "link add staging type bridge",
+                        "addr add 10.244.0.1/16 dev staging",
+                        "link set staging name tunl0",
+                    ],
+                ),
+                ("tunl0 exists but is down", &["link set tunl0 name old0"]),
+                (
+                    "tunl0 does not exist",
+                    &["link set old0 name tunl0", "link set tunl0 up"],
+                ),
+            ],
+            Duration::from_secs(20),
+        );
+        outcome.unwrap();
+        assert_eq!(
+            reports[..3],
+            [
+                "tunl0 does not exist",
+                "tunl0 exists but is down",
+                "tunl0 does not exist"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_interface_must_hold() {
+        let (outcome, reports) = wait_through(
+            &[
+                cond("tunl0", true, None),
+                cond("cni0", false, Some("10.88.0.0/16")),
+            ],
+            &[
+                (
+                    "tunl0 does not exist",
+                    &["link add tunl0 type bridge", "link set tunl0 up"],
+                ),
+                ("cni0 does not exist", &["link add cni0 type bridge"]),
+                (
+                    "cni0 exists but has no address in 10.88.0.0/16 (it has none)",
+                    &["addr add 10.88.0.1/16 dev cni0"],
+                ),
+            ],
+            Duration::from_secs(20),
+        );
+        outcome.unwrap();
+        // The waiter may also catch tunl0 between its creation and `up`; these three it must
+        // have seen, in this order.
+        let expected = [
+            "tunl0 does not exist",
+            "cni0 does not exist",
+            "cni0 exists but has no address in 10.88.0.0/16 (it has none)",
+        ];
+        let mut rest = reports.iter();
+        for want in expected {
+            assert!(rest.any(|r| r == want), "{want:?} missing from {reports:?}");
+        }
+    }
+
+    #[test]
+    fn the_deadline_ends_the_wait_with_the_unmet_condition() {
+        let mut nl = private_netns();
+        // Unrelated links and addresses come and go while we wait; none of them is tunl0.
+        ip("link add other0 type bridge");
+        let timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let outcome = wait_ready(
+            &mut nl,
+            &[cond("tunl0", false, None)],
+            started + timeout,
+            &mut |_| ip("addr add 10.9.0.1/16 dev other0"),
+        );
+        match outcome {
+            Err(WaitError::Unmet(unmet)) => assert_eq!(unmet.problem, Problem::Missing),
+            other => panic!("expected the deadline, got {other:?}"),
+        }
+        assert!(started.elapsed() >= timeout);
+    }
+
+    #[test]
+    fn nothing_to_wait_for_is_ready_at_once() {
+        let mut nl = private_netns();
+        check_ready(&mut nl, &[]).unwrap();
+        wait_ready(&mut nl, &[], Instant::now(), &mut |_| {
+            panic!("no condition")
+        })
+        .unwrap();
+    }
+}
