@@ -119,8 +119,8 @@ fn wait_for_upstream(req: &Request, log: &mut Logger) -> CniResult<()> {
         Ok(()) => {
             if waited {
                 log.info(&format!(
-                    "waitFor interfaces ready after {} ms",
-                    started.elapsed().as_millis()
+                    "waitFor interfaces ready after {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1000.0
                 ));
             }
             Ok(())
