@@ -1,10 +1,17 @@
 //! CHECK: the host guarantees still hold (baseline default routes, guarded rules, uplink,
 //! readiness). It reports; it never repairs.
+//!
+//! An unmet `waitFor` condition is code 11, not 50: the container itself is fine, and the
+//! condition (the primary CNI's interface going away, e.g. while its agent restarts) is the
+//! transient kind the spec gives "try again later" for, so the runtime should check again rather
+//! than treat the container as broken. 50 is STATUS's answer for the plugin as a whole.
 
 use super::error::{code, CniError, CniResult};
 use super::Request;
 use crate::host::baseline;
+use crate::host::wait::{self, WaitError};
 use crate::log::Logger;
+use crate::netlink::Netlink;
 
 pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
     if req.conf.prev_result.is_none() {
@@ -40,5 +47,29 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
              networkd or NetworkManager setting that deletes foreign rules",
         ));
     }
-    Ok(())
+    check_upstream_ready(req)
+}
+
+fn check_upstream_ready(req: &Request) -> CniResult<()> {
+    let conditions = &req.conf.plugin.wait_for.interfaces;
+    if conditions.is_empty() {
+        return Ok(());
+    }
+    let outcome = Netlink::new()
+        .map_err(WaitError::from)
+        .and_then(|mut nl| wait::check_ready(&mut nl, conditions));
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(WaitError::Unmet(unmet)) => Err(CniError::new(
+            code::TRY_AGAIN_LATER,
+            unmet.to_string(),
+            "a waitFor interface of the conflist is not ready; the primary CNI's agent may be \
+             restarting. Check that agent on this node",
+        )),
+        Err(err @ WaitError::Netlink(_)) => Err(CniError::new(
+            code::IO_FAILURE,
+            "cannot read the waitFor interfaces",
+            err.to_string(),
+        )),
+    }
 }

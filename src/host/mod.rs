@@ -3,6 +3,8 @@
 pub mod baseline;
 pub mod links;
 pub mod nm;
+pub mod refusal;
 pub mod route_guard;
 pub mod routes;
 pub mod rules;
+pub mod wait;
