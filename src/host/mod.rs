@@ -3,3 +3,4 @@
 pub mod baseline;
 pub mod route_guard;
 pub mod routes;
+pub mod uplink;
