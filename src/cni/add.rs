@@ -20,6 +20,7 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
         )
     })?;
     let state = super::open_state(&req.conf.plugin.state_dir)?;
+    super::uplink::attach(req, &state, log)?;
     guard_default_routes(req, &state, log)?;
     let record = AttachmentRecord {
         version: FORMAT_VERSION,

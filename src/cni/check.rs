@@ -31,5 +31,5 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
              otherwise re-add it, or run `hostguard baseline --update` if it was removed on purpose",
         ));
     }
-    Ok(())
+    super::uplink::check(req)
 }

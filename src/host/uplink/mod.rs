@@ -72,8 +72,10 @@ pub enum Attached {
         bridge_created: bool,
         addresses: usize,
         routes: usize,
-        /// Things the operator should know (what stayed behind, preference changes).
+        /// Warnings for the operator (a same-key default route changing preference).
         notes: Vec<String>,
+        /// What stayed on the uplink and why (kernel link-locals, privacy addresses).
+        left_alone: Vec<String>,
     },
 }
 
@@ -206,6 +208,7 @@ pub fn attach(
         ))
     })?;
     let (addresses, routes) = (observed.addresses.len(), observed.routes.len());
+    let left_alone = observed.left_alone.clone();
     let journal = Journal::new(Operation::Attach, interface, bridge, observed, &plan);
     journal
         .save(state)
@@ -221,6 +224,7 @@ pub fn attach(
         addresses,
         routes,
         notes,
+        left_alone,
     })
 }
 

@@ -164,9 +164,8 @@ pub fn attach(obs: &Observed, bridge: &str) -> Result<Plan> {
         Some(existing) if !existing.up => steps.push(Step::SetBridgeUp),
         Some(_) => {}
     }
-    let (mut plan, notes) = move_steps(obs, &obs.source.name, bridge, steps, Step::Enslave)?;
+    let mut plan = move_steps(obs, &obs.source.name, bridge, steps, Step::Enslave)?;
     plan.steps.push(Step::WriteRecord);
-    plan.notes.extend(notes);
     plan.notes.extend(order_notes(obs));
     Ok(plan)
 }
@@ -183,14 +182,13 @@ pub struct ReleaseFacts {
 /// `interface`, releases it, and removes the bridge if hostguard made it and nothing else
 /// uses it.
 pub fn release(obs: &Observed, interface: &str, facts: &ReleaseFacts) -> Result<Plan> {
-    let (mut plan, notes) = move_steps(
+    let mut plan = move_steps(
         obs,
         &obs.source.name,
         interface,
         Vec::new(),
         Step::Unenslave,
     )?;
-    plan.notes.extend(notes);
     let bridge = &obs.source.name;
     if facts.other_ports || !obs.foreign.is_empty() {
         let why = if facts.other_ports {
@@ -215,7 +213,7 @@ fn move_steps(
     to: &str,
     mut steps: Vec<Step>,
     switch: Step,
-) -> Result<(Plan, Vec<String>)> {
+) -> Result<Plan> {
     let on_target: HashSet<usize> = obs.addresses_on_target.iter().copied().collect();
     for (i, addr) in obs.addresses.iter().enumerate() {
         let label = addr.label_on(from, to)?;
@@ -243,16 +241,12 @@ fn move_steps(
     steps.push(Step::RepointBaseline);
     let verify_at = steps.len();
     steps.push(Step::Verify);
-    let notes = obs.left_alone.clone();
-    Ok((
-        Plan {
-            steps,
-            point_of_no_return,
-            verify_at,
-            notes: Vec::new(),
-        },
-        notes,
-    ))
+    Ok(Plan {
+        steps,
+        point_of_no_return,
+        verify_at,
+        notes: Vec::new(),
+    })
 }
 
 /// IPv4 keeps same-key routes in a list and uses the first live one. A moved route is appended,
