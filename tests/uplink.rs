@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 
 use common::{conf, prev_result, Cni, CniOutput, Netns, TempDir, BIN};
@@ -15,7 +14,7 @@ use serde_json::{json, Value};
 /// `peer`. DAD is off so kernel link-locals are final at once and pictures are stable.
 struct Node {
     host: Netns,
-    peer: Netns,
+    _peer: Netns,
     container: Netns,
     state: TempDir,
 }
@@ -39,7 +38,7 @@ impl Node {
         peer.ip("-6 addr add 2001:db8:1::1/64 dev gw1 nodad");
         Node {
             host,
-            peer,
+            _peer: peer,
             container: Netns::new(&format!("{tag}c")),
             state: TempDir::new(tag),
         }
@@ -736,5 +735,4 @@ fn release_usage_errors_and_missing_records() {
     ]);
     assert_eq!(status, Some(1));
     assert!(stderr.contains("no record"), "{stderr}");
-    let _ = Path::new(&dir);
 }
