@@ -275,3 +275,88 @@ fn finish_to_result(finish: Finish) -> Result<(), UplinkError> {
         Finish::CleanupFailed { step, cause } => Err(UplinkError::CleanupFailed { step, cause }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::{address_message, AddressExt};
+    use nix::sched::{unshare, CloneFlags};
+
+    fn scratch_state(tag: &str) -> (std::path::PathBuf, StateDir) {
+        let dir = std::env::temp_dir().join(format!("hg-uplink-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = StateDir::open(&dir).unwrap();
+        (dir, state)
+    }
+
+    fn refuse(
+        name: &'static str,
+        kind: RefusalKind,
+    ) -> impl Fn(&LinkTable, &str) -> Option<Refusal> {
+        move |_: &LinkTable, link: &str| {
+            (link == name).then(|| Refusal {
+                kind,
+                evidence: format!("{link} is classified {kind:?}"),
+            })
+        }
+    }
+
+    #[test]
+    fn refused_links_are_left_exactly_as_they_were() {
+        // This test's own network namespace, on its own thread.
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        let mut nl = Netlink::new().unwrap();
+        let eth1 = nl.create_veth("eth1", "peer1").unwrap();
+        nl.set_up(eth1, true).unwrap();
+        nl.add_address(address_message(eth1, "10.0.0.2/24".parse().unwrap()))
+            .unwrap();
+        let (dir, state) = scratch_state("refuse");
+        let addresses = |nl: &mut Netlink| -> Vec<String> {
+            nl.addresses(None, Some(eth1))
+                .unwrap()
+                .iter()
+                .filter_map(|a| a.network())
+                .map(|n| n.to_string())
+                .collect()
+        };
+        let before = addresses(&mut nl);
+
+        let err = attach(&state, "eth1", "br-sec", &refuse("eth1", RefusalKind::Team)).unwrap_err();
+        match err {
+            UplinkError::Refused { link, refusal } => {
+                assert_eq!(link, "eth1");
+                assert_eq!(refusal.kind, RefusalKind::Team);
+            }
+            other => panic!("{other}"),
+        }
+        assert!(nl.link_by_name("br-sec").unwrap().is_none());
+        assert_eq!(addresses(&mut nl), before);
+        assert!(!state.journal_path().exists());
+
+        // An existing bridge is asked about too.
+        nl.create_bridge("br-sec").unwrap();
+        let refuse_bridge = refuse("br-sec", RefusalKind::NetworkManager);
+        match attach(&state, "eth1", "br-sec", &refuse_bridge).unwrap_err() {
+            UplinkError::Refused { link, refusal } => {
+                assert_eq!(link, "br-sec");
+                assert_eq!(refusal.kind, RefusalKind::NetworkManager);
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(addresses(&mut nl), before);
+
+        let no_refusal = |_: &LinkTable, _: &str| None;
+        let attached = attach(&state, "eth1", "br-sec", &no_refusal).unwrap();
+        assert!(
+            matches!(attached, Attached::Now { addresses: 1, .. }),
+            "{attached:?}"
+        );
+        assert_eq!(
+            attach(&state, "eth1", "br-sec", &refuse("eth1", RefusalKind::Team)).unwrap(),
+            Attached::Already,
+            "an attachment in place is not re-examined"
+        );
+        assert!(addresses(&mut nl).is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
