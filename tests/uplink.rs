@@ -736,3 +736,58 @@ fn release_usage_errors_and_missing_records() {
     assert_eq!(status, Some(1));
     assert!(stderr.contains("no record"), "{stderr}");
 }
+
+/// Figures, not assertions: `cargo test --release --test uplink -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+fn bench_attach_and_already_attached() {
+    use std::time::{Duration, Instant};
+    fn median(mut v: Vec<Duration>) -> Duration {
+        v.sort();
+        v[v.len() / 2]
+    }
+    let node = crash_node("upbench");
+    let (steps, _, _) = step_count(&node);
+    let mut attach = Vec::new();
+    for _ in 0..7 {
+        let start = Instant::now();
+        node.run("ADD").ok();
+        attach.push(start.elapsed());
+        let (status, stderr) = node.release();
+        assert_eq!(status, 0, "{stderr}");
+    }
+    node.run("ADD").ok();
+    let mut already = Vec::new();
+    for _ in 0..21 {
+        let start = Instant::now();
+        node.run("ADD").ok();
+        already.push(start.elapsed());
+    }
+    let mut plain_conf = node.conf();
+    plain_conf.as_object_mut().unwrap().remove("uplink");
+    let mut plain = Vec::new();
+    for _ in 0..21 {
+        let start = Instant::now();
+        Cni::attach("ADD", "ctr1", &node.container.path(), "eth0")
+            .in_ns(&node.host)
+            .config(&plain_conf)
+            .run()
+            .ok();
+        plain.push(start.elapsed());
+    }
+    let mut exec = Vec::new();
+    for _ in 0..21 {
+        let start = Instant::now();
+        common::run_ok(Command::new("ip").args(["netns", "exec", &node.host.name, "true"]));
+        exec.push(start.elapsed());
+    }
+    println!(
+        "uplink ADD that attaches ({steps} journaled steps): median {:?} of 7; ADD already \
+         attached: median {:?} of 21; ADD without uplink: median {:?}; `ip netns exec true` \
+         alone: median {:?}",
+        median(attach),
+        median(already),
+        median(plain),
+        median(exec)
+    );
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::journal::{Faults, Journal, Phase};
-use super::model::{hops_through, is_multipath, parse_mac, repoint};
+use super::model::{hops_through, is_multipath, parse_mac, repoint, SavedRoute};
 use super::observe::elapsed_since;
 use super::plan::{Operation, Step};
 use super::record::{self, UplinkRecord};
@@ -209,7 +209,7 @@ impl<'a> Engine<'a> {
             Step::CopyRoute { route } => {
                 let target = self.target_index()?;
                 let msg = self.copied_route(route, target)?;
-                let msg = self.journal.observed.routes[route].with_expiry(msg, elapsed);
+                let msg = self.saved_route(route)?.with_expiry(msg, elapsed);
                 accept(self.nl.add_route(msg, AddMode::Append), |e| {
                     uncertain && e.is_exists()
                 })
@@ -326,7 +326,7 @@ impl<'a> Engine<'a> {
             }
             Step::RemoveRoute { route } => {
                 let msg = self.source_route(route)?;
-                let msg = self.journal.observed.routes[route].with_expiry(msg, elapsed);
+                let msg = self.saved_route(route)?.with_expiry(msg, elapsed);
                 accept(self.nl.add_route(msg, AddMode::Append), is_exists)
             }
             Step::RemoveAddress { address } => {
@@ -366,14 +366,16 @@ impl<'a> Engine<'a> {
 
     /// Route `i` as it is on the source. For IPv6 multipath only its next hops through the
     /// source: the other siblings are other routes and stay untouched.
-    fn source_route(&self, i: usize) -> Result<RouteMessage> {
-        let saved = self
-            .journal
+    fn saved_route(&self, i: usize) -> Result<&SavedRoute> {
+        self.journal
             .observed
             .routes
             .get(i)
-            .context("route index out of range in the journal")?;
-        let msg = saved.route()?;
+            .context("route index out of range in the journal")
+    }
+
+    fn source_route(&self, i: usize) -> Result<RouteMessage> {
+        let msg = self.saved_route(i)?.route()?;
         if msg.header.address_family == AddressFamily::Inet6 && is_multipath(&msg) {
             return Ok(hops_through(&msg, self.journal.observed.source.index));
         }

@@ -98,7 +98,10 @@ impl Journal {
                     j.version
                 );
             }
-            if j.done > j.steps.len() || j.verify_at >= j.steps.len() {
+            if j.done > j.steps.len()
+                || j.verify_at >= j.steps.len()
+                || j.point_of_no_return > j.verify_at
+            {
                 anyhow::bail!(
                     "{} is inconsistent: step counts out of range",
                     path.display()

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::host::routes::{protocol_name, Family};
 use crate::netlink::{
     AddressAttribute, AddressFamily, AddressMessage, LinkExt, LinkMessage, RouteAttribute,
-    RouteExt, RouteMessage,
+    RouteExt, RouteMessage, RouteType,
 };
 
 /// `ifa_valid` / `ifa_preferred` value meaning "forever".
@@ -486,13 +486,13 @@ fn emitted_hop(hop: &RouteNextHop) -> Vec<u8> {
 pub fn describe_route(msg: &RouteMessage, names: &dyn Fn(u32) -> Option<String>) -> String {
     let name = |i: u32| names(i).unwrap_or_else(|| format!("if{i}"));
     let mut text = match msg.destination() {
-        Some(dst) if msg.is_default() => {
-            let _ = dst;
-            "default".to_string()
-        }
+        Some(_) if msg.is_default() => "default".to_string(),
         Some(dst) => dst.to_string(),
         None => "?".to_string(),
     };
+    if msg.header.kind != RouteType::Unicast {
+        text.insert_str(0, &format!("{:?} ", msg.header.kind).to_lowercase());
+    }
     if msg.header.address_family == AddressFamily::Inet6 {
         text.insert_str(0, "inet6 ");
     }
@@ -521,12 +521,17 @@ pub fn describe_route(msg: &RouteMessage, names: &dyn Fn(u32) -> Option<String>)
     for attr in &msg.attributes {
         if let RouteAttribute::Metrics(list) = attr {
             for m in list {
-                metrics.insert(format!("{m:?}"), ());
+                // `Mtu(1400)` reads as `mtu 1400`, the way `ip route` prints it.
+                let text = format!("{m:?}")
+                    .to_lowercase()
+                    .replace('(', " ")
+                    .replace(')', "");
+                metrics.insert(text, ());
             }
         }
     }
     for key in metrics.keys() {
-        let _ = write!(text, " {}", key.to_lowercase());
+        let _ = write!(text, " {key}");
     }
     for hop in msg.nexthops().iter().filter(|_| is_multipath(msg)) {
         text.push_str(" nexthop");
