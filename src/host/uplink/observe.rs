@@ -121,13 +121,21 @@ pub fn observe(
         .with_context(|| format!("list routes through {source}"))?;
     let mut routes = Vec::new();
     let mut kernel_routes = Vec::new();
-    let selected: Option<HashSet<Vec<u8>>> = selection.map(|sel| {
-        sel.routes
-            .iter()
-            .filter_map(|r| r.route().ok())
-            .map(|r| fingerprint(&repoint(&r, sel.routes_index, sel.routes_to)))
-            .collect()
-    });
+    let selected: Option<HashSet<Vec<u8>>> = match selection {
+        None => None,
+        Some(sel) => Some(
+            sel.routes
+                .iter()
+                .map(|r| {
+                    Ok(fingerprint(&repoint(
+                        &r.route()?,
+                        sel.routes_index,
+                        sel.routes_to,
+                    )))
+                })
+                .collect::<Result<_>>()?,
+        ),
+    };
     for msg in &through_source {
         if msg
             .attributes
