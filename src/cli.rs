@@ -29,6 +29,9 @@ pub fn run(args: &[String]) -> i32 {
             println!("hostguard {}", env!("CARGO_PKG_VERSION"));
             0
         }
+        "install" => crate::install::run_install(rest),
+        "uninstall" => crate::install::run_uninstall(rest),
+        "doctor" => crate::doctor::run(rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             let _ = std::io::stdout().flush();

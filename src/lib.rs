@@ -6,7 +6,10 @@
 pub mod atomic;
 pub mod cli;
 pub mod cni;
+pub mod doctor;
 pub mod host;
+pub mod install;
+pub mod keyfile;
 pub mod lock;
 pub mod log;
 pub mod netlink;

@@ -244,3 +244,42 @@ fn baseline_command_records_shows_and_updates() {
     assert_eq!(shown.lines().count(), 1, "{shown}");
     assert_eq!(cmd(&["--bogus"]).0, Some(2));
 }
+
+#[test]
+fn install_with_state_dir_records_the_baseline_before_any_pod() {
+    let node = Node::new("inst");
+    case_a(&node);
+    let confdir = TempDir::new("instconf");
+    std::fs::write(
+        confdir.join("10-bridge.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"bridge"}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &node.host.name,
+            common::BIN,
+            "install",
+            "--timeout",
+            "0",
+        ])
+        .arg("--conf-dir")
+        .arg(&confdir.path)
+        .arg("--state-dir")
+        .arg(&node.state.path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let routes = node.baseline()["routes"].as_array().unwrap().len();
+    assert_eq!(routes, 2);
+    // A later ADD on a host that lost a route restores it from the install-time baseline.
+    node.host.ip("route del default via 172.26.0.33 dev eth1");
+    node.run("ADD", json!({})).ok();
+    assert_eq!(node.host.default_routes().len(), 2);
+}

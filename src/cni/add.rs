@@ -1,15 +1,17 @@
 //! ADD: hostguard is chained, so it needs prevResult and returns it unchanged after guarding the
 //! host and recording the attachment.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::error::{CniError, CniResult};
+use super::error::{code, CniError, CniResult};
 use super::Request;
-use crate::host::baseline;
 use crate::host::route_guard::LinkTable;
+use crate::host::wait::{self, WaitError};
+use crate::host::{baseline, refusal};
 use crate::log::Logger;
+use crate::netlink::Netlink;
 use crate::state::{AttachmentRecord, StateDir, FORMAT_VERSION};
 
 pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
@@ -19,8 +21,12 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
              interface plugin in the conflist)",
         )
     })?;
+    // First, before anything touches the host: guarding routes or recording state for a node
+    // whose primary CNI is not up yet would record the wrong picture.
+    wait_for_upstream(req, log)?;
     let state = super::open_state(&req.conf.plugin.state_dir)?;
     guard_default_routes(req, &state, log)?;
+    warn_nm_managed_host_interfaces(req, prev, log);
     let record = AttachmentRecord {
         version: FORMAT_VERSION,
         container_id: req.env.container_id.clone().unwrap_or_default(),
@@ -52,8 +58,10 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
 /// Restores missing baseline default routes and guarded rules; what cannot be restored is a
 /// warning on ADD (the pod is not at fault), and CHECK reports it as code 100 or 103.
 fn guard_default_routes(req: &Request, state: &StateDir, log: &mut Logger) -> CniResult<()> {
-    let refused = |_: &LinkTable, _: &str| None;
     let plugin = &req.conf.plugin;
+    let refused = |table: &LinkTable, name: &str| {
+        refusal::refusal(table, name, plugin.refuse, &plugin.network_manager).map(|r| r.evidence)
+    };
     let report = baseline::guard_and_adopt(state, plugin.routes_restore, &plugin.rules, &refused)
         .map_err(|err| {
         CniError::io(
@@ -85,4 +93,98 @@ fn guard_default_routes(req: &Request, state: &StateDir, log: &mut Logger) -> Cn
         ));
     }
     Ok(())
+}
+
+/// Waits for the `waitFor` interfaces, bounded by `timeoutMs`. At the deadline the answer is
+/// "try again later": the upstream agent is usually still starting, and the runtime retries the
+/// sandbox, which is what incident 3's one-shot lookup never did.
+fn wait_for_upstream(req: &Request, log: &mut Logger) -> CniResult<()> {
+    let wait_for = &req.conf.plugin.wait_for;
+    if wait_for.interfaces.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(wait_for.timeout_ms);
+    let mut nl = Netlink::new().map_err(|err| {
+        CniError::new(
+            code::IO_FAILURE,
+            "cannot open a netlink socket to watch the waitFor interfaces",
+            err.to_string(),
+        )
+    })?;
+    let wanted = wait_for
+        .interfaces
+        .iter()
+        .map(wait::describe)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut waited = false;
+    let outcome = wait::wait_ready(&mut nl, &wait_for.interfaces, deadline, &mut |unmet| {
+        if waited {
+            log.debug(&format!("still waiting: {unmet}"));
+        } else {
+            log.info(&format!(
+                "waiting up to {} ms for {wanted}: {unmet}",
+                wait_for.timeout_ms
+            ));
+            waited = true;
+        }
+    });
+    match outcome {
+        Ok(()) => {
+            if waited {
+                log.info(&format!(
+                    "waitFor interfaces ready after {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1000.0
+                ));
+            }
+            Ok(())
+        }
+        Err(WaitError::Unmet(unmet)) => Err(CniError::new(
+            code::TRY_AGAIN_LATER,
+            unmet.to_string(),
+            format!(
+                "hostguard waited {} ms for {wanted} (waitFor in the conflist) and the primary \
+                 CNI has not finished setting it up; the runtime will retry the ADD. If this \
+                 persists, check the primary CNI's agent on this node",
+                wait_for.timeout_ms
+            ),
+        )),
+        Err(err @ WaitError::Netlink(_)) => Err(CniError::new(
+            code::IO_FAILURE,
+            "cannot watch the waitFor interfaces",
+            err.to_string(),
+        )),
+    }
+}
+
+/// Host-side interfaces of prevResult (those without a `sandbox`) that NetworkManager manages are
+/// a warning, not an error: the CNI created them, and hostguard does not touch them.
+fn warn_nm_managed_host_interfaces(req: &Request, prev: &Map<String, Value>, log: &mut Logger) {
+    let names: Vec<String> = prev
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|i| {
+            i.get("sandbox")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+        })
+        .filter_map(|i| i.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    match refusal::nm_managed(&names, &req.conf.plugin.network_manager) {
+        Ok(managed) => {
+            for evidence in managed {
+                log.warn(&format!(
+                    "{evidence}; add the CNI's interfaces to NetworkManager's unmanaged-devices \
+                     (`hostguard doctor --fix`)"
+                ));
+            }
+        }
+        Err(err) => log.warn(&format!(
+            "cannot check prevResult interfaces against NetworkManager: {err:#}"
+        )),
+    }
 }

@@ -1,5 +1,10 @@
 //! CHECK: the host guarantees still hold (baseline default routes, guarded rules, uplink,
 //! readiness). It reports; it never repairs.
+//!
+//! An unmet `waitFor` condition is code 11, not 50: the container itself is fine, and the
+//! condition (the primary CNI's interface going away, e.g. while its agent restarts) is the
+//! transient kind the spec gives "try again later" for, so the runtime should check again rather
+//! than treat the container as broken. 50 is STATUS's answer for the plugin as a whole.
 
 use super::error::{code, CniError, CniResult};
 use super::Request;
@@ -40,5 +45,11 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
              networkd or NetworkManager setting that deletes foreign rules",
         ));
     }
-    Ok(())
+    super::upstream_ready_now(
+        req,
+        code::TRY_AGAIN_LATER,
+        code::IO_FAILURE,
+        "a waitFor interface of the conflist is not ready; the primary CNI's agent may be \
+         restarting. Check that agent on this node",
+    )
 }

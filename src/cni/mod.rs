@@ -162,6 +162,26 @@ pub(crate) fn passthrough(prev: &Map<String, Value>, cni_version: &str) -> Value
     Value::Object(out)
 }
 
+/// The `waitFor` conditions looked at once, answered with the calling verb's codes: `unmet_code`
+/// when a condition does not hold, `failure_code` when the interfaces cannot be read at all.
+pub(crate) fn upstream_ready_now(
+    req: &Request,
+    unmet_code: u32,
+    failure_code: u32,
+    hint: &str,
+) -> CniResult<()> {
+    use crate::host::wait::{check_ready_here, WaitError};
+    match check_ready_here(&req.conf.plugin.wait_for.interfaces) {
+        Ok(()) => Ok(()),
+        Err(WaitError::Unmet(unmet)) => Err(CniError::new(unmet_code, unmet.to_string(), hint)),
+        Err(err @ WaitError::Netlink(_)) => Err(CniError::new(
+            failure_code,
+            "cannot read the waitFor interfaces",
+            err.to_string(),
+        )),
+    }
+}
+
 pub(crate) fn open_state(dir: &Path) -> CniResult<StateDir> {
     StateDir::open(dir).map_err(|err| {
         CniError::new(

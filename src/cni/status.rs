@@ -16,5 +16,12 @@ pub fn status(req: &Request, _log: &mut Logger) -> CniResult<()> {
             ),
         )
     })?;
-    Ok(())
+    // Looked at once: STATUS must answer at once, and the runtime asks again on its schedule.
+    super::upstream_ready_now(
+        req,
+        code::NOT_AVAILABLE,
+        code::NOT_AVAILABLE,
+        "ADD would wait for this waitFor interface of the conflist; the primary CNI has not set \
+         it up yet",
+    )
 }

@@ -313,3 +313,82 @@ pub fn run_ok(cmd: &mut Command) -> String {
 }
 
 pub const VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+
+/// A stand-in NetworkManager: a process whose comm is "NetworkManager" (a copy of sleep) with its
+/// pid file and device records in a private run directory. Killed by PID on drop.
+pub struct FakeNetworkManager {
+    pub run_dir: TempDir,
+    pub conf_dir: TempDir,
+    child: std::process::Child,
+}
+
+impl FakeNetworkManager {
+    pub fn start() -> FakeNetworkManager {
+        let run_dir = TempDir::new("nmrun");
+        let conf_dir = TempDir::new("nmconf");
+        let bin = run_dir.join("NetworkManager");
+        std::fs::copy("/bin/sleep", &bin).expect("copy sleep");
+        // A thread forking elsewhere in the test process can hold the copy's write descriptor
+        // for a moment (ETXTBSY); that clears by itself, so retry a bounded number of times.
+        let mut attempts = 0;
+        let child = loop {
+            match Command::new(&bin).arg("600").spawn() {
+                Ok(child) => break child,
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 100 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(err) => panic!("start fake NetworkManager: {err}"),
+            }
+        };
+        std::fs::write(
+            run_dir.join("NetworkManager.pid"),
+            format!("{}\n", child.id()),
+        )
+        .unwrap();
+        std::fs::create_dir_all(run_dir.join("devices")).unwrap();
+        FakeNetworkManager {
+            run_dir,
+            conf_dir,
+            child,
+        }
+    }
+
+    /// Writes NetworkManager's runtime record for `ifindex`.
+    pub fn device(&self, ifindex: u32, managed: bool) {
+        std::fs::write(
+            self.run_dir.join(&format!("devices/{ifindex}")),
+            format!("[device]\nmanaged={managed}\n"),
+        )
+        .unwrap();
+    }
+
+    /// The conflist section pointing hostguard at these directories.
+    pub fn config(&self) -> Value {
+        serde_json::json!({
+            "runDir": self.run_dir.path.display().to_string(),
+            "confDir": self.conf_dir.path.display().to_string(),
+        })
+    }
+}
+
+impl Drop for FakeNetworkManager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Netns {
+    pub fn ifindex(&self, name: &str) -> u32 {
+        let text = self.ip(&format!("-o link show {name}"));
+        text.split(':')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .expect("ifindex")
+    }
+}

@@ -1,0 +1,88 @@
+//! The one decision every host mutation asks first: may hostguard touch this link? A team
+//! device, a team port, anything stacked on one, or a link NetworkManager manages is refused
+//! (incident 5), and the answer carries the evidence an operator can check.
+
+use crate::cni::config::{NmDirs, RefuseConfig};
+use crate::host::links;
+use crate::host::nm::{self, LinkFacts, NmPaths};
+use crate::host::route_guard::LinkTable;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    Team,
+    NetworkManager,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub evidence: String,
+}
+
+/// Whether the link named `name` must be left alone. Team checks come first: they need only
+/// the link dump, and a team under NetworkManager is refused for being a team either way.
+pub fn refusal(
+    table: &LinkTable,
+    name: &str,
+    refuse: RefuseConfig,
+    nm_dirs: &NmDirs,
+) -> Option<Refusal> {
+    let link = table.get(name)?;
+    if refuse.team {
+        if let Some(evidence) = links::team_evidence(table.links(), link.header.index) {
+            return Some(Refusal {
+                kind: RefusalKind::Team,
+                evidence,
+            });
+        }
+    }
+    if refuse.network_manager {
+        let paths = NmPaths::new(&nm_dirs.run_dir, &nm_dirs.conf_dir);
+        let facts = LinkFacts::from_message(link)?;
+        match nm::nm_verdict(&paths, &facts) {
+            Ok(verdict) if verdict.is_managed() => {
+                return Some(Refusal {
+                    kind: RefusalKind::NetworkManager,
+                    evidence: verdict.evidence().to_string(),
+                })
+            }
+            Ok(_) => {}
+            // Refusing is the safe way to be wrong: an unreadable NetworkManager configuration
+            // must not let hostguard take a link away from a running NetworkManager.
+            Err(err) => {
+                return Some(Refusal {
+                    kind: RefusalKind::NetworkManager,
+                    evidence: format!(
+                        "{name}: NetworkManager's state or configuration cannot be read: {err:#}"
+                    ),
+                })
+            }
+        }
+    }
+    None
+}
+
+/// Evidence for each of `names` (host-side interfaces of a prevResult) that NetworkManager
+/// manages: NetworkManager may later take down or re-address what the CNI just created, so ADD
+/// warns about it. Hosts where NetworkManager never ran since boot have no `runDir/devices`, and
+/// are answered without looking at any process.
+pub fn nm_managed(names: &[String], nm_dirs: &NmDirs) -> anyhow::Result<Vec<String>> {
+    if names.is_empty() || !nm_dirs.run_dir.join("devices").is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut nl = crate::netlink::Netlink::new()?;
+    let table = LinkTable::load(&mut nl)?;
+    let paths = NmPaths::new(&nm_dirs.run_dir, &nm_dirs.conf_dir);
+    let mut managed = Vec::new();
+    for name in names {
+        let Some(facts) = table.get(name).and_then(LinkFacts::from_message) else {
+            continue;
+        };
+        match nm::nm_verdict(&paths, &facts) {
+            Ok(verdict) if verdict.is_managed() => managed.push(verdict.evidence().to_string()),
+            Ok(_) => {}
+            Err(err) => managed.push(format!("{name}: {err:#}")),
+        }
+    }
+    Ok(managed)
+}

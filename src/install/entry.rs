@@ -1,0 +1,142 @@
+//! The hostguard entry that install appends: `{"type":"hostguard"}` plus the keys of
+//! `--plugin-config`, and `stateDir` from `--state-dir` (unless the plugin config names it) so the
+//! plugin reads the baseline where install recorded it.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
+
+use super::validate::{self, HOSTGUARD_TYPE};
+
+/// The plugin configuration keys of the contract; anything else is most likely a typo.
+pub const KNOWN_KEYS: [&str; 10] = [
+    "type",
+    "logFile",
+    "logLevel",
+    "stateDir",
+    "routes",
+    "rules",
+    "uplink",
+    "refuse",
+    "networkManager",
+    "waitFor",
+];
+
+/// Keys every CNI plugin entry may carry besides its own settings.
+const CNI_KEYS: [&str; 3] = ["capabilities", "runtimeConfig", "args"];
+
+/// Builds the entry; unknown keys are kept (a newer hostguard may know them) but reported in
+/// `warnings`.
+pub fn build(
+    plugin_config: Option<&Path>,
+    state_dir: Option<&Path>,
+    warnings: &mut Vec<String>,
+) -> Result<Map<String, Value>> {
+    let mut entry = match plugin_config {
+        Some(path) => load(path)?,
+        None => Map::new(),
+    };
+    match entry.get("type") {
+        None => {}
+        Some(Value::String(kind)) if kind == HOSTGUARD_TYPE => {}
+        Some(other) => bail!(
+            "--plugin-config {} has \"type\" {other}; it configures the hostguard entry, so leave \"type\" out",
+            display(plugin_config)
+        ),
+    }
+    entry.insert("type".into(), Value::String(HOSTGUARD_TYPE.into()));
+    if let Some(state_dir) = state_dir {
+        let wanted = state_dir.to_string_lossy().into_owned();
+        match entry.get("stateDir") {
+            None => {
+                entry.insert("stateDir".into(), Value::String(wanted));
+            }
+            Some(Value::String(given)) if *given == wanted => {}
+            // In a container the state directory is mounted somewhere else than on the host; the
+            // entry must carry the host's path, so an explicit stateDir wins.
+            Some(given) => warnings.push(format!(
+                "the entry keeps \"stateDir\" {given} from --plugin-config {}; --state-dir {wanted} is only \
+                 created (right when it is where the host's {given} is mounted here)",
+                display(plugin_config)
+            )),
+        }
+    }
+    for key in entry.keys() {
+        if !KNOWN_KEYS.contains(&key.as_str()) && !CNI_KEYS.contains(&key.as_str()) {
+            warnings.push(format!(
+                "--plugin-config {} has key {key:?}, which hostguard does not know (known: {}); keeping it",
+                display(plugin_config),
+                KNOWN_KEYS.join(", ")
+            ));
+        }
+    }
+    Ok(entry)
+}
+
+fn load(path: &Path) -> Result<Map<String, Value>> {
+    let bytes = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("read --plugin-config from standard input")?;
+        bytes
+    } else {
+        fs::read(path).with_context(|| format!("read --plugin-config {}", path.display()))?
+    };
+    validate::parse_object(&bytes)
+        .map_err(|problem| anyhow::anyhow!("--plugin-config {} {problem}", path.display()))
+}
+
+fn display(path: Option<&Path>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_to_a_bare_entry_with_state_dir() {
+        let mut warnings = Vec::new();
+        let entry = build(None, Some(Path::new("/var/lib/hg")), &mut warnings).unwrap();
+        assert_eq!(
+            Value::Object(entry),
+            serde_json::json!({"type": "hostguard", "stateDir": "/var/lib/hg"})
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn checks_the_plugin_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pc.json");
+        fs::write(&path, br#"{"logLevel":"debug","uplnk":{}}"#).unwrap();
+        let mut warnings = Vec::new();
+        let entry = build(Some(&path), None, &mut warnings).unwrap();
+        assert_eq!(entry["type"], "hostguard");
+        assert_eq!(entry["logLevel"], "debug");
+        assert!(warnings[0].contains("\"uplnk\""), "{warnings:?}");
+
+        fs::write(&path, br#"{"type":"bridge"}"#).unwrap();
+        assert!(build(Some(&path), None, &mut warnings)
+            .unwrap_err()
+            .to_string()
+            .contains("leave \"type\" out"));
+        fs::write(&path, br#"{"stateDir":"/a"}"#).unwrap();
+        warnings.clear();
+        let mounted = build(Some(&path), Some(Path::new("/host/a")), &mut warnings).unwrap();
+        assert_eq!(mounted["stateDir"], "/a");
+        assert!(
+            warnings[0].contains("keeps \"stateDir\" \"/a\""),
+            "{warnings:?}"
+        );
+        fs::write(&path, b"[]").unwrap();
+        assert!(build(Some(&path), None, &mut warnings)
+            .unwrap_err()
+            .to_string()
+            .contains("expected a JSON object"));
+    }
+}

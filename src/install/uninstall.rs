@@ -1,0 +1,103 @@
+//! `hostguard uninstall`: removes what install wrote and nothing else. Our output goes only if it
+//! holds a hostguard entry (else it is someone else's file); the binary goes only if no other config
+//! in the directory still names hostguard, since a runtime would then fail to find it.
+
+use std::ffi::OsStr;
+
+use anyhow::{Context, Result};
+
+use super::args::UninstallOptions;
+use super::binary;
+use super::discover;
+use super::report;
+use super::snapshot::{self, Links};
+use super::validate;
+use super::write::{self, Existing, LOCK_NAME};
+
+pub fn run(options: &UninstallOptions) -> Result<i32> {
+    let dir = &options.conf_dir;
+    if !dir.is_dir() {
+        report(format_args!(
+            "nothing to do: {} does not exist",
+            dir.display()
+        ));
+        return Ok(0);
+    }
+    let output = dir.join(&options.output);
+    let lock = write::lock_dir(dir)?;
+    // Check everything before removing anything, so a refusal leaves the node as it was.
+    if let Existing::Foreign(reason) = write::existing(&output) {
+        say(format_args!("{reason}; nothing removed"));
+        return Ok(1);
+    }
+    let still_named_by = other_configs_naming_hostguard(dir, &options.output)?;
+    let mut done = Vec::new();
+    match write::remove_output(&output) {
+        Ok(true) => done.push(format!("removed {}", output.display())),
+        Ok(false) => {}
+        Err(err) => {
+            say(format_args!("{err:#}; nothing removed"));
+            return Ok(1);
+        }
+    }
+    if let Some(bin_dir) = &options.bin_dir {
+        if let Some(other) = &still_named_by {
+            say(format_args!(
+                "{} still names hostguard, so {} stays (a runtime would fail to find it)",
+                dir.join(other).display(),
+                bin_dir.join(binary::BINARY_NAME).display()
+            ));
+        } else if binary::remove(bin_dir)? {
+            done.push(format!(
+                "removed {}",
+                bin_dir.join(binary::BINARY_NAME).display()
+            ));
+        }
+        write::remove_stale_temps(bin_dir, binary::BINARY_NAME)
+            .with_context(|| format!("clean up temporary files in {}", bin_dir.display()))?;
+    }
+    write::remove_stale_temps(dir, &options.output)
+        .with_context(|| format!("clean up temporary files in {}", dir.display()))?;
+    // Removed while held: an installer still waiting on the old lock file would lock an orphan, but
+    // install and uninstall racing each other have no right outcome anyway.
+    crate::atomic::remove_durable(&dir.join(LOCK_NAME))?;
+    drop(lock);
+    if done.is_empty() {
+        report(format_args!(
+            "nothing to do: no hostguard files in {}",
+            dir.display()
+        ));
+    }
+    for line in done {
+        report(format_args!("{line}"));
+    }
+    Ok(0)
+}
+
+/// The first config other than our output that still has a hostguard plugin (an older installer
+/// that edited it in place, or an operator's hand edit).
+fn other_configs_naming_hostguard(dir: &std::path::Path, output: &str) -> Result<Option<String>> {
+    let names = discover::config_names(dir).with_context(|| format!("list {}", dir.display()))?;
+    for name in names
+        .iter()
+        .filter(|name| name.as_os_str() != OsStr::new(output))
+    {
+        let Ok(Some(found)) = snapshot::read(&dir.join(name), Links::Follow) else {
+            continue;
+        };
+        let Ok(object) = validate::parse_object(&found.bytes) else {
+            continue;
+        };
+        let single_ours =
+            object.get("type").and_then(|t| t.as_str()) == Some(validate::HOSTGUARD_TYPE);
+        if single_ours || validate::hostguard_count(&object) > 0 {
+            return Ok(Some(name.to_string_lossy().into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+fn say(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "hostguard uninstall: {message}");
+}

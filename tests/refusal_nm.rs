@@ -1,0 +1,101 @@
+//! Refusal on the route guard's path: a default route through a NetworkManager-managed device is
+//! reported, not restored, and NetworkManager-managed host interfaces of prevResult are warned
+//! about.
+//!
+//! These tests start a stand-in NetworkManager process. hostguard finds NetworkManager by its
+//! process name, as it must on a real node, so any hostguard run on this machine meanwhile sees
+//! "NetworkManager is running". That is why they live in their own test binary: cargo runs test
+//! binaries one after another, so no other test shares the machine with the stand-in.
+
+mod common;
+
+use common::{conf, prev_result, Cni, Netns, TempDir};
+use serde_json::{json, Value};
+
+struct Node {
+    host: Netns,
+    _peer: Netns,
+    container: Netns,
+    state: TempDir,
+}
+
+impl Node {
+    fn new(tag: &str) -> Node {
+        let host = Netns::new(&format!("{tag}h"));
+        let peer = Netns::new(&format!("{tag}p"));
+        host.veth_to("eth0", &peer, "gw0");
+        host.veth_to("eth1", &peer, "gw1");
+        host.ip("addr add 172.26.0.3/27 dev eth0");
+        host.ip("addr add 172.26.0.35/27 dev eth1");
+        host.ip("route add default via 172.26.0.1 dev eth0 proto static");
+        host.ip("route append default via 172.26.0.33 dev eth1 proto static");
+        Node {
+            host,
+            _peer: peer,
+            container: Netns::new(&format!("{tag}c")),
+            state: TempDir::new(tag),
+        }
+    }
+
+    fn run(&self, verb: &str, extra: Value) -> common::CniOutput {
+        let mut conf = conf("1.1.0", &self.state.path, extra);
+        conf["prevResult"] = prev_result("1.1.0");
+        Cni::attach(verb, "ctr1", &self.container.path(), "eth0")
+            .in_ns(&self.host)
+            .config(&conf)
+            .run()
+    }
+}
+
+#[test]
+fn a_route_on_a_network_manager_managed_device_is_not_restored() {
+    let node = Node::new("nm");
+    let nm = common::FakeNetworkManager::start();
+    nm.device(node.host.ifindex("eth0"), true);
+    nm.device(node.host.ifindex("eth1"), false);
+    let extra = json!({ "networkManager": nm.config() });
+    node.run("ADD", extra.clone()).ok();
+    node.host.ip("route del default via 172.26.0.1 dev eth0");
+    node.host.ip("route del default via 172.26.0.33 dev eth1");
+    let out = node.run("ADD", extra.clone());
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("hostguard does not touch eth0: eth0 is managed by NetworkManager"),
+        "{}",
+        out.stderr
+    );
+    let defaults = node.host.default_routes();
+    assert_eq!(defaults.len(), 1, "{defaults:#?}");
+    assert!(
+        defaults[0].contains("dev eth1"),
+        "eth1 (managed=false) is restored: {defaults:#?}"
+    );
+    node.run("CHECK", extra.clone()).error(100);
+    // With refuse.networkManager off, the same route is restored.
+    let mut off = extra;
+    off["refuse"] = json!({"networkManager": false});
+    node.run("ADD", off).ok();
+    assert_eq!(node.host.default_routes().len(), 2);
+}
+
+#[test]
+fn network_manager_managed_host_interfaces_of_prev_result_are_warned_about() {
+    let node = Node::new("nmwarn");
+    let nm = common::FakeNetworkManager::start();
+    node.host
+        .ip("link add veth1234 type veth peer name vethpeer");
+    nm.device(node.host.ifindex("veth1234"), true);
+    let out = node.run("ADD", json!({ "networkManager": nm.config() }));
+    out.ok();
+    assert!(
+        out.stderr.contains("veth1234 is managed by NetworkManager"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("hostguard doctor --fix"),
+        "{}",
+        out.stderr
+    );
+}
