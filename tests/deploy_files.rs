@@ -265,6 +265,20 @@ fn trimmed<'a>(lines: &[&'a str]) -> Vec<&'a str> {
     lines.iter().map(|l| l.trim()).collect()
 }
 
+/// `- name: X` / `value: Y` pairs of an `env:` list inside `lines`.
+fn env_of(lines: &[&str]) -> BTreeMap<String, String> {
+    let all = trimmed(lines);
+    let mut env = BTreeMap::new();
+    for (i, line) in all.iter().enumerate() {
+        if let Some(name) = line.strip_prefix("- name: ") {
+            if let Some(value) = all.get(i + 1).and_then(|l| l.strip_prefix("value: ")) {
+                env.insert(name.to_string(), value.trim_matches('"').to_string());
+            }
+        }
+    }
+    env
+}
+
 fn manifest() -> String {
     std::fs::read_to_string(repo().join(MANIFEST)).unwrap()
 }
@@ -301,22 +315,51 @@ fn the_daemonset_installs_in_an_init_container_and_watches_in_another() {
         ["- operator: Exists"]
     );
 
-    let init = trimmed(&block(&lines, "initContainers:"));
-    for arg in [
-        "- install",
-        "- --conf-dir",
-        "- /etc/cni/net.d",
-        "- --bin-dir",
-        "- /opt/cni/bin",
-        "- --state-dir",
-        "- /var/lib/cni/hostguard",
-        "- --plugin-config",
-    ] {
-        assert!(init.contains(&arg), "init container lacks {arg:?}");
+    let init = block(&lines, "initContainers:");
+    let main = block(&lines, "containers:");
+    for container in [&init, &main] {
+        assert!(trimmed(container).contains(&"- /usr/local/bin/install-cni.sh"));
     }
-    assert!(!init.contains(&"- --watch"), "the init container must end");
-    let main = trimmed(&block(&lines, "containers:"));
-    assert!(main.contains(&"- install") && main.contains(&"- --watch"));
+    let init_env = env_of(&init);
+    let main_env = env_of(&main);
+    for (name, value) in [
+        ("HOSTGUARD_BIN", "/usr/local/bin/hostguard"),
+        ("CNI_CONF_DIR", "/etc/cni/net.d"),
+        ("CNI_BIN_DIR", "/opt/cni/bin"),
+        ("HOSTGUARD_STATE_DIR", "/var/lib/cni/hostguard"),
+        (
+            "HOSTGUARD_PLUGIN_CONFIG",
+            "/etc/hostguard/plugin-config.json",
+        ),
+    ] {
+        assert_eq!(
+            init_env.get(name).map(String::as_str),
+            Some(value),
+            "init {name}"
+        );
+    }
+    assert_ne!(
+        init_env.get("HOSTGUARD_WATCH").map(String::as_str),
+        Some("true"),
+        "the init container must end"
+    );
+    assert_eq!(
+        main_env.get("HOSTGUARD_WATCH").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        main_env.get("CNI_CONF_DIR").map(String::as_str),
+        Some("/etc/cni/net.d")
+    );
+
+    // every variable set is one the entrypoint reads
+    let entrypoint = std::fs::read_to_string(repo().join("scripts/install-cni.sh")).unwrap();
+    for name in init_env.keys().chain(main_env.keys()) {
+        assert!(
+            entrypoint.contains(&format!("${{{name}")),
+            "install-cni.sh does not read {name}"
+        );
+    }
 
     // the installer only writes files: no privilege, no capability
     assert!(!all.contains(&"privileged: true"));
@@ -380,6 +423,79 @@ fn the_daemonset_plugin_config_is_accepted_by_the_binary() {
     assert_accepted("plugin-config.json", &config, "1.0.0", "k8s-pod-network");
 }
 
+/// The init container as the manifest configures it, with its mounts moved into a temp dir: it
+/// chains the upstream conflist, copies the binary and records the baseline.
+#[test]
+fn the_init_container_as_configured_chains_the_upstream() {
+    let text = manifest();
+    let lines: Vec<&str> = text.lines().collect();
+    let env = env_of(&block(&lines, "initContainers:"));
+    let node = Netns::new("dfinit");
+    node.ip("link add eth0 type veth peer name up0");
+    node.ip("addr add 172.26.0.3/27 dev eth0");
+    node.ip("link set up0 up");
+    node.ip("link set eth0 up");
+    node.ip("route add default via 172.26.0.1 dev eth0");
+    let dir = TempDir::new("dfinit");
+    let upstream_dir = dir.join("etc/cni/net.d");
+    std::fs::create_dir_all(&upstream_dir).unwrap();
+    let mut upstream = conflists()["bridge.conflist"].clone();
+    upstream["plugins"].as_array_mut().unwrap().pop();
+    let upstream_text = serde_json::to_string_pretty(&upstream).unwrap();
+    std::fs::write(upstream_dir.join("10-bridge.conflist"), &upstream_text).unwrap();
+    let config = plugin_config(&lines);
+    let config_path = dir.join("etc/hostguard/plugin-config.json");
+    std::fs::create_dir_all(config_path.parent().unwrap()).unwrap();
+    std::fs::write(&config_path, Value::Object(config.clone()).to_string()).unwrap();
+
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &node.name, "bash"])
+        .arg(repo().join("scripts/install-cni.sh"))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (name, value) in &env {
+        let value = match name.as_str() {
+            "HOSTGUARD_BIN" => common::BIN.to_string(),
+            // a path of the container: the same path under the temp dir
+            _ if value.starts_with('/') => dir
+                .join(value.trim_start_matches('/'))
+                .display()
+                .to_string(),
+            _ => value.clone(),
+        };
+        cmd.env(name, value);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "install-cni.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let chained: Value = serde_json::from_str(
+        &std::fs::read_to_string(upstream_dir.join("00-hostguard.conflist")).unwrap(),
+    )
+    .unwrap();
+    let mut entry = config;
+    entry.insert("type".into(), "hostguard".into());
+    let mut want = upstream.clone();
+    want["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(Value::Object(entry));
+    assert_eq!(chained, want);
+    assert_eq!(
+        std::fs::read_to_string(upstream_dir.join("10-bridge.conflist")).unwrap(),
+        upstream_text,
+        "the upstream file must stay as it was"
+    );
+    let bin = dir.join("opt/cni/bin/hostguard");
+    assert!(bin.is_file(), "no {}", bin.display());
+    let baseline =
+        std::fs::read_to_string(dir.join("var/lib/cni/hostguard/baseline.json")).unwrap();
+    assert!(baseline.contains("172.26.0.1"), "{baseline}");
+}
+
 /// With PyYAML (Debian's python3-yaml, which scripts/test.sh installs), the manifest is also
 /// loaded as YAML and the same facts are checked on its structure.
 #[test]
@@ -429,15 +545,16 @@ fn the_daemonset_is_valid_yaml_with_the_same_structure() {
         .collect();
     let init = &pod["initContainers"][0];
     let watch = &pod["containers"][0];
-    assert_eq!(init["command"][1], "install");
-    assert!(!init["command"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("--watch")));
-    assert!(watch["command"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("--watch")));
+    let env = |c: &Value, name: &str| -> Option<String> {
+        c["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(init["command"], json!(["/usr/local/bin/install-cni.sh"]));
+    assert_eq!(watch["command"], json!(["/usr/local/bin/install-cni.sh"]));
+    assert_eq!(env(init, "HOSTGUARD_WATCH"), None);
+    assert_eq!(env(watch, "HOSTGUARD_WATCH").as_deref(), Some("true"));
+    assert_eq!(env(init, "HOSTGUARD_TIMEOUT").as_deref(), Some("300"));
     for container in [init, watch] {
         assert_eq!(
             container["securityContext"]["capabilities"]["drop"],
