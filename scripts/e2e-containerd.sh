@@ -10,9 +10,11 @@
 #                         bridge, veths and iptables rules land here.
 #   upstream  hg-<pid>-2  the two gateways
 #   containers            made by runc, in cgroup /hg-<pid>-c<n>
-# Three containers, one after the other: the first and second must simply
+# Four containers, one after the other: the first and second must simply
 # work; before the third, eth0's default route and the guarded rule are
-# deleted (incidents 1 and 2) and its ADD must put both back. After each:
+# deleted (incidents 1 and 2) and its ADD must put both back; before the
+# fourth, hg-ready loses its address for 300 ms (incident 3) and its ADD must
+# wait for it. After each:
 # the container had its address, the plugin got ADD with prevResult and DEL,
 # the host's default routes and rules are intact, nothing of the container is
 # left. At the end: nothing of the run is left (namespaces, mounts, cgroups,
@@ -114,8 +116,16 @@ if [[ $PLUGIN == hostguard ]]; then
 	else
 		hg_fail "delete eth0's default route and the guarded rule" "$(ip -n "$HOST_NS" route show default)"
 	fi
+	if hg_unready_then_ready 300; then
+		echo "   $HG_READY_IF lost its address; it gets it back in 300 ms (incident 3)"
+		run_container 4 "container 4 (while $HG_READY_IF is not ready)"
+		hg_check_waited "container 4"
+	else
+		hg_fail "take the address of $HG_READY_IF away"
+	fi
 else
 	hg_skip "container 3 restores a deleted route and rule" "$PLUGIN does not guard the host"
+	hg_skip "container 4 waits for $HG_READY_IF" "$PLUGIN does not wait"
 fi
 
 # --- timings: real-client figures (untraced) ----------------------------------

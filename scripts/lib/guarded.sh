@@ -238,3 +238,26 @@ hg_check_teardown() {
 		hg_fail "root namespace unchanged" "$(diff -u <(echo "$root_before") <(hg_root_snapshot) | head -n 20)"
 	fi
 }
+
+# hg_unready_then_ready MS: what a node looks like while the primary CNI is
+# still starting (incident 3): hg-ready has lost its address, and gets it back
+# MS milliseconds later, from a background job.
+hg_unready_then_ready() {
+	local pid
+	ip -n "$HOST_NS" addr flush dev "$HG_READY_IF" || return 1
+	hg_bg pid bash -c "sleep $(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000))); \
+		ip -n '$HOST_NS' addr add '${HG_READY_NET%.*}.1/30' dev '$HG_READY_IF'"
+}
+
+# hg_check_waited LABEL: hostguard's ADD waited for hg-ready and went on once
+# it had its address.
+hg_check_waited() {
+	local label=$1 lines
+	lines=$(jq -r 'select(.verb == "ADD") | .msg' "$T/hostguard.log" 2>/dev/null |
+		grep -E '^(waiting up to|waitFor interfaces ready)')
+	if grep -q "^waiting up to .*$HG_READY_IF" <<<"$lines" && grep -q '^waitFor interfaces ready' <<<"$lines"; then
+		hg_ok "$label: hostguard waited for $HG_READY_IF, then went on" "$(tail -n 1 <<<"$lines")"
+	else
+		hg_fail "$label: hostguard waited for $HG_READY_IF, then went on" "log lines: ${lines:-none}"
+	fi
+}

@@ -303,8 +303,14 @@ hg_run_leftovers() {
 	done
 	if [[ -n $tag ]]; then
 		# no pipe here: the other end would carry the tag too
+		# the scan sees its own short-lived helpers: count only what is
+		# still there a moment later
 		pids=$(hg__tagged_pids "$tag")
-		[[ -n $pids ]] && echo "processes ${pids//$'\n'/ }"
+		[[ -n $pids ]] && sleep 0.2
+		for p in $pids; do
+			grep -qzx "HG_RUN_TAG=$tag" "/proc/$p/environ" 2>/dev/null || continue
+			echo "process $p $(cat "/proc/$p/comm" 2>/dev/null) state $(hg_proc_state "$p") parent $(ps -o ppid= -p "$p" 2>/dev/null)"
+		done
 	fi
 	[[ -n $HG_TMP && -e $HG_TMP ]] && echo "dir $HG_TMP"
 	return 0
