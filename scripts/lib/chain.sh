@@ -133,10 +133,12 @@ hg_setup_guarded_host() {
 		ip -n "$host" link set "$HG_READY_IF" up
 }
 
-# hg_has_uplink BIN: whether this hostguard build attaches uplinks (it has the
-# `uplink release` subcommand that undoes it).
+# hg_has_uplink BIN: whether this hostguard build attaches uplinks: it knows
+# the `uplink` subcommand (without arguments that is only a usage error).
 hg_has_uplink() {
-	"$1" uplink release --help >/dev/null 2>&1
+	local out
+	out=$("$1" uplink release 2>&1 </dev/null)
+	[[ $out != *'unknown command "uplink"'* ]]
 }
 
 # hg_hostguard_entry DIR [UPLINK]: hostguard's conflist entry for the guarded

@@ -259,27 +259,28 @@ hg_podman() {
 
 # --- what must be left as it was ---------------------------------------------
 
-# hg__entries DIR: names in DIR, sorted, without other harness runs' ones.
+# hg__entries DIR: names in DIR, sorted, without the test harnesses' (hg*).
 hg__entries() {
-	find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | grep -Ev '^hgt?-[0-9]+-' | sort
+	find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | grep -v '^hg' | sort
 }
 
 # hg_machine_snapshot: read only. The mounts of this (the root) mount
 # namespace, the named network namespaces, the top-level cgroups, the places
-# the runtimes use by default, the root namespace's iptables rules. Other
-# harness runs' namespaces and cgroups (hg-<pid>-*, hgt-<pid>-*) are left out,
-# so parallel runs do not disturb the comparison.
+# the runtimes use by default, the root namespace's iptables rules. The
+# namespaces and cgroups of every test harness of this project (named hg*)
+# are left out, so parallel runs do not disturb the comparison; this run's
+# own are checked by hg_run_leftovers.
 hg_machine_snapshot() {
 	local p
 	echo '# mounts'
 	awk '{for (i = 7; i <= NF; i++) if ($i == "-") {print $5, $(i + 1); break}}' /proc/self/mountinfo |
-		grep -Ev '^/run/netns/hgt?-[0-9]+-' | sort
+		grep -v '^/run/netns/hg' | sort
 	echo '# named network namespaces'
 	hg__entries /run/netns
 	echo '# top-level cgroups'
 	findmnt -rn -t cgroup,cgroup2 -o TARGET | while read -r p; do
 		find "$p" -mindepth 1 -maxdepth 1 -type d -printf "$p/%f\n"
-	done | grep -Ev '/hg-[0-9]+-c[0-9]+$' | sort
+	done | grep -Ev '/hg[^/]*$' | sort
 	echo '# runtime directories'
 	for p in /run/containerd /run/libpod /run/containers /run/netns /var/lib/cni /var/lib/containers \
 		/var/lib/containerd /etc/cni/net.d /opt/cni /opt/containerd /dev/shm /run/xtables.lock; do
