@@ -95,8 +95,8 @@ if [[ $PLUGIN == hostguard ]]; then
 	else
 		hg_fail "delete eth0's default route and the guarded rule" "$(ip -n "$HOST_NS" route show default)"
 	fi
-	if hg_unready_then_ready 300; then
-		echo "   $HG_READY_IF lost its address; it gets it back in 300 ms (incident 3)"
+	if hg_unready_then_ready; then
+		echo "   $HG_READY_IF lost its address; it gets it back once an ADD waits for it (incident 3)"
 		run_container 4 "container 4 (while $HG_READY_IF is not ready)"
 		hg_check_waited "container 4"
 	else

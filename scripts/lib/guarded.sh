@@ -239,14 +239,22 @@ hg_check_teardown() {
 	fi
 }
 
-# hg_unready_then_ready MS: what a node looks like while the primary CNI is
-# still starting (incident 3): hg-ready has lost its address, and gets it back
-# MS milliseconds later, from a background job.
+# hg_unready_then_ready: what a node looks like while the primary CNI is
+# still starting (incident 3): hg-ready loses its address, and a background
+# job gives it back as soon as hostguard's log says an ADD is waiting for it
+# (or after 30 s), so the ADD must have waited, however slow the runtime.
 hg_unready_then_ready() {
-	local pid
+	local pid seen
+	seen=$(grep -c '"waiting up to' "$T/hostguard.log" 2>/dev/null)
 	ip -n "$HOST_NS" addr flush dev "$HG_READY_IF" || return 1
-	hg_bg pid bash -c "sleep $(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000))); \
-		ip -n '$HOST_NS' addr add '${HG_READY_NET%.*}.1/30' dev '$HG_READY_IF'"
+	# shellcheck disable=SC2016 # the job's own arguments
+	hg_bg pid bash -c '
+		for ((i = 0; i < 3000; i++)); do
+			(($(grep -c "\"waiting up to" "$1" 2>/dev/null) > $2)) && break
+			sleep 0.01
+		done
+		ip -n "$3" addr add "$4" dev "$5"' hg-ready-later \
+		"$T/hostguard.log" "${seen:-0}" "$HOST_NS" "${HG_READY_NET%.*}.1/30" "$HG_READY_IF"
 }
 
 # hg_check_waited LABEL: hostguard's ADD waited for hg-ready and went on once
