@@ -16,8 +16,9 @@
 # fourth, hg-ready loses its address until that ADD waits for it (incident
 # 3). After each: the container had its address, the plugin got ADD with
 # prevResult and DEL, the host's default routes and rules are intact, nothing
-# of the container is left. At the end: nothing of the run is left (namespaces, mounts, cgroups,
-# processes, files) and the root namespace is unchanged.
+# of the container is left. At the end: nothing of the run is left
+# (namespaces, mounts, cgroups, processes, files) and the root namespace is
+# unchanged.
 #
 # Env: PLUGIN (default hostguard; tuning = Debian's passthrough, to check the
 # harness itself), HOSTGUARD_BIN, HG_TIMING_RUNS=N (also time N `ctr run --rm`

@@ -60,12 +60,12 @@ hg_trace_switch() {
 	ln -sfn "$T/traces/$1" "$T/trace"
 }
 
-# hg_wait_for_call DIR VERB: wait (at most 5 s) until a VERB call is recorded
+# hg_wait_for_call DIR VERB: wait (at most 15 s) until a VERB call is recorded
 # in DIR and finished: podman's DEL comes from conmon's cleanup process, which
 # may still run when `podman run` returns.
 hg_wait_for_call() {
 	local dir=$1 verb=$2 i f
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 300; i++)); do
 		for f in "$dir"/*-"$verb".rc; do
 			[[ -e $f ]] && return 0
 		done
