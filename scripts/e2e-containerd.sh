@@ -22,7 +22,7 @@
 #
 # Env: PLUGIN (default hostguard; tuning = Debian's passthrough, to check the
 # harness itself), HOSTGUARD_BIN, HG_TIMING_RUNS=N (also time N `ctr run --rm`
-# with hostguard, then with tuning in its place, untraced).
+# with hostguard and N with tuning in its place, alternately, untraced).
 # Last line: "N passed, N failed[, N skipped]"; exit status 1 on any failure.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
@@ -130,24 +130,7 @@ fi
 
 # --- timings: real-client figures (untraced) ----------------------------------
 if ((TIMING_RUNS > 0)); then
-	for p in hostguard tuning; do
-		if [[ $p == hostguard ]]; then
-			real=${HOSTGUARD_BIN:-$HG_TARGET/release/hostguard}
-			entry=$(hg_hostguard_entry "$T/timing" "$UPLINK" | jq -c '.logLevel = "info"')
-		else
-			real=/usr/lib/cni/tuning
-			entry=$(hg_plugin_entry tuning "$T/timing")
-		fi
-		ln -sf "$(realpath "$real")" "$HG_CNI/bin/$p"
-		hg_runtime_conflist hg-e2e "$SUBNET" "$T" "$entry" >"$CONFLIST"
-		ms=()
-		for ((i = 1; i <= TIMING_RUNS; i++)); do
-			ctr_run "hg-$$-t$p$i" /bin/true
-			((RC == 0)) || hg_fail "timing run $i with $p" "$(hg_indent "$ERR")"
-			ms+=("$MS")
-		done
-		hg_timing "ctr run --rm --cni (bridge+portmap -> $p)" "${ms[@]}"
-	done
+	hg_time_runs ctr_run "ctr run --rm --cni (bridge+portmap)" "$TIMING_RUNS" "$CONFLIST" hg-e2e
 fi
 
 hg_containerd_stop

@@ -269,3 +269,32 @@ hg_check_waited() {
 		hg_fail "$label: hostguard waited for $HG_READY_IF, then went on" "log lines: ${lines:-none}"
 	fi
 }
+
+# hg_time_runs RUN_FN WHAT N CONFLIST NETWORK: real-client figures. N rounds,
+# each starting one container (RUN_FN NAME /bin/true, which sets RC and MS)
+# with hostguard last in the chain and one with Debian's tuning in its place,
+# alternately, so that a change in the machine's load hits both alike; one
+# untimed warm-up round first; no recorder in front of the plugins.
+hg_time_runs() {
+	local run=$1 what=$2 n=$3 conflist=$4 network=$5 i p hg_entry tuning_entry
+	local -a ms_hg=() ms_tuning=()
+	hg_entry=$(hg_hostguard_entry "$T/timing" "$UPLINK" | jq -c '.logLevel = "info"')
+	tuning_entry=$(hg_plugin_entry tuning "$T/timing")
+	ln -sf "$(realpath "${HOSTGUARD_BIN:-$HG_TARGET/release/hostguard}")" "$HG_CNI/bin/hostguard"
+	ln -sf /usr/lib/cni/tuning "$HG_CNI/bin/tuning"
+	for ((i = 0; i <= n; i++)); do
+		for p in hostguard tuning; do
+			if [[ $p == hostguard ]]; then
+				hg_runtime_conflist "$network" "$SUBNET" "$T" "$hg_entry" >"$conflist"
+			else
+				hg_runtime_conflist "$network" "$SUBNET" "$T" "$tuning_entry" >"$conflist"
+			fi
+			"$run" "hg-$$-t$p$i" /bin/true
+			((RC == 0)) || hg_fail "timing round $i with $p" "$(hg_indent "$ERR")"
+			((i == 0)) && continue
+			if [[ $p == hostguard ]]; then ms_hg+=("$MS"); else ms_tuning+=("$MS"); fi
+		done
+	done
+	hg_timing "$what -> hostguard" "${ms_hg[@]}"
+	hg_timing "$what -> tuning" "${ms_tuning[@]}"
+}
