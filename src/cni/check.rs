@@ -45,6 +45,7 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
              networkd or NetworkManager setting that deletes foreign rules",
         ));
     }
+    super::uplink::check(req)?;
     super::upstream_ready_now(
         req,
         code::TRY_AGAIN_LATER,

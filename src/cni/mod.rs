@@ -11,6 +11,7 @@ mod check;
 mod del;
 mod gc;
 mod status;
+mod uplink;
 
 use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -129,6 +130,9 @@ fn dispatch(
         "network {} spec {}",
         req.conf.name, req.conf.cni_version
     ));
+    if matches!(verb, Verb::Add | Verb::Check | Verb::Del) {
+        uplink::recover_interrupted(&req, log)?;
+    }
     match verb {
         Verb::Add => add::add(&req, log).map(|v| Some(v.to_string())),
         Verb::Check => check::check(&req, log).map(|()| None),
