@@ -151,8 +151,10 @@ jq -r 'select(.msg | startswith("restored")) | "  hostguard log: \(.msg)"' "$T/h
 say "5. An uplink managed by NetworkManager is refused, and left alone"
 # A fake NetworkManager that only this demo's mount namespace sees: a sleeping
 # process whose name reads "NetworkManager" there (a file bound over its
-# /proc/PID/comm), its pid file, and a device record managing eth1.
-hg_bg NM_PID sleep 60
+# /proc/PID/comm), its pid file, and a device record managing eth1. It runs in
+# the node's network namespace: NetworkManager only manages its own namespace's
+# links, and hostguard only counts a NetworkManager that shares its namespace.
+hg_bg NM_PID nsenter --target "$HG_HOLDER" --net sleep 60
 mkdir -p "$T/nm/run/devices" "$T/nm/etc"
 echo NetworkManager >"$T/nm/comm"
 hg_host mount --bind "$T/nm/comm" "/proc/$NM_PID/comm"
@@ -182,7 +184,8 @@ if [[ -n $refusal ]]; then
 		echo "  eth1 CHANGED: $(ip -n "$NODE" -br link show dev eth1)"
 	fi
 else
-	echo "  (refusal demo needs the NM classifier and the uplink attachment, not merged yet)"
+	echo "  unexpected: hostguard did not refuse the NetworkManager-managed uplink (see $T/hostguard.log)"
+	exit 1
 fi
 
 say "6. Cleanup"
