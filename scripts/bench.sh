@@ -19,8 +19,10 @@
 # (scripts/lib/netns.sh), with state on /var/tmp (a disk, like /var/lib/cni: fsync costs what
 # it costs on a node) unless HG_BENCH_TMPDIR says otherwise.
 #
-# Usage: scripts/bench.sh [--quick] [--only verbs,routes,parallel,install,wait]
-#   --quick  fewer rounds, about 30 s; the default takes about 2-3 minutes (builds aside)
+# Usage: scripts/bench.sh [--quick] [--only verbs,routes,parallel,install,wait] [--before BIN]
+#   --quick       fewer rounds, about 30 s; the default takes about 2-3 minutes (builds aside)
+#   --before BIN  also run another hostguard build as a fourth side of ADD/CHECK/DEL and of the
+#                 route sizes, interleaved with the rest: before/after figures of a change
 # Env: HOSTGUARD_BIN (default target/release/hostguard, built when missing)
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
@@ -34,9 +36,15 @@ source "$HG_REPO/scripts/lib/chain.sh"
 
 QUICK=0
 ONLY=verbs,routes,parallel,install,wait
+BEFORE=
 while (($#)); do
 	case $1 in
 	--quick) QUICK=1 ;;
+	--before)
+		BEFORE=$(realpath "${2:?--before needs a hostguard binary}")
+		[[ -x $BEFORE ]] || hg_die "--before: $2 is not an executable"
+		shift
+		;;
 	--only)
 		ONLY=${2:?--only needs a list}
 		shift
@@ -187,15 +195,24 @@ if want verbs; then
 	[[ -s $STATE/baseline.json ]] || bad "the priming ADD recorded no baseline"
 
 	steps=()
+	compares=()
 	for verb in ADD CHECK DEL; do
-		steps+=("$(step "$verb" \
-			"$(cmd hostguard "$verb" "$(hg_conf "$STATE")" "$HG_BIN")" \
-			"$(cmd tuning "$verb" "$TUNING_CONF" "$TUNING")" \
-			"$(cmd true "$verb" "$(hg_conf "$STATE")" "$TRUE")")")
+		sides=("$(cmd hostguard "$verb" "$(hg_conf "$STATE")" "$HG_BIN")"
+			"$(cmd tuning "$verb" "$TUNING_CONF" "$TUNING")"
+			"$(cmd true "$verb" "$(hg_conf "$STATE")" "$TRUE")")
+		compares+=("$(compare "$verb" hostguard tuning true)")
+		if [[ -n $BEFORE ]]; then
+			sides+=("$(cmd before "$verb" "$(hg_conf "$W/steady-before")" "$BEFORE")")
+			compares+=("$(compare "$verb" before tuning true)" "$(compare "$verb" hostguard before true)")
+		fi
+		steps+=("$(step "$verb" "${sides[@]}")")
 	done
+	if [[ -n $BEFORE ]]; then
+		once "$HOST" ADD prime "$(hg_conf "$W/steady-before")" "$BEFORE" || bad "priming ADD (before) failed"
+		once "$HOST" DEL prime "$(hg_conf "$W/steady-before")" "$BEFORE" || bad "priming DEL (before) failed"
+	fi
 	write_plan "$W/verbs.json" "$R_VERBS" 5 0 "$(cni_env "$CT_PATH" 'bench-{r}')" \
-		"[$(compare ADD hostguard tuning true),$(compare CHECK hostguard tuning true),$(compare DEL hostguard tuning true)]" \
-		"${steps[@]}"
+		"[$(IFS=,; echo "${compares[*]}")]" "${steps[@]}"
 	drive "$HOST" "$W/verbs.json" || bad "the verbs benchmark failed"
 	left=$(find "$STATE/attachments" -type f | wc -l)
 	((left == 0)) || bad "$left attachment records left after ADD/DEL pairs"
@@ -229,6 +246,9 @@ if want routes; then
 	} || hg_die "route host setup failed"
 	STATE=$W/routes
 	once "$RHOST" ADD prime "$(hg_conf "$STATE")" "$HG_BIN" || bad "priming ADD failed: $(cat "$W/once.err")"
+	if [[ -n $BEFORE ]]; then
+		once "$RHOST" ADD prime "$(hg_conf "$W/routes-before")" "$BEFORE" || bad "priming ADD (before) failed"
+	fi
 	have=0
 	for size in 10 1000 100000; do
 		# 100.64.0.0/10 holds 4M /32s; iproute2 adds them in one netlink conversation
@@ -244,12 +264,16 @@ if want routes; then
 		((size == 100000)) && rounds=$R_100K
 		echo "   $size routes (added in $(($(hg_now_ms) - t0)) ms), $rounds rounds"
 		label="ADD @$size routes"
+		sides=("$(cmd hostguard ADD "$(hg_conf "$STATE")" "$HG_BIN")"
+			"$(cmd ip '' '' "$IP" -4 route show default)"
+			"$(cmd true ADD "$(hg_conf "$STATE")" "$TRUE")")
+		compares=("$(compare "$label" hostguard ip true)")
+		if [[ -n $BEFORE ]]; then
+			sides+=("$(cmd before ADD "$(hg_conf "$W/routes-before")" "$BEFORE")")
+			compares+=("$(compare "$label" before ip true)")
+		fi
 		write_plan "$W/routes-$size.json" "$rounds" 2 0 "$(cni_env "$CT_PATH" "routes-$size-{r}")" \
-			"[$(compare "$label" hostguard ip true)]" \
-			"$(step "$label" \
-				"$(cmd hostguard ADD "$(hg_conf "$STATE")" "$HG_BIN")" \
-				"$(cmd ip '' '' "$IP" -4 route show default)" \
-				"$(cmd true ADD "$(hg_conf "$STATE")" "$TRUE")")"
+			"[$(IFS=,; echo "${compares[*]}")]" "$(step "$label" "${sides[@]}")"
 		drive "$RHOST" "$W/routes-$size.json" || bad "the routes benchmark at $size failed"
 	done
 fi
