@@ -19,8 +19,11 @@
 # (scripts/lib/netns.sh), with state on /var/tmp (a disk, like /var/lib/cni: fsync costs what
 # it costs on a node) unless HG_BENCH_TMPDIR says otherwise.
 #
-# Usage: scripts/bench.sh [--quick] [--only verbs,routes,parallel,install,wait] [--before BIN]
+# Usage: scripts/bench.sh [--quick] [--only verbs,routes,parallel,install,wait] [--pods N]
+#                         [--before BIN]
 #   --quick       fewer rounds, about 30 s; the default takes about 2-3 minutes (builds aside)
+#   --pods N      pods already on the node of the verbs and parallel sections: N veths on the
+#                 host in bridge cni0, their peers in a pods namespace (default 30)
 #   --before BIN  also run another hostguard build as a fourth side of ADD/CHECK/DEL and of the
 #                 route sizes, interleaved with the rest: before/after figures of a change
 # Env: HOSTGUARD_BIN (default target/release/hostguard, built when missing)
@@ -37,9 +40,15 @@ source "$HG_REPO/scripts/lib/chain.sh"
 QUICK=0
 ONLY=verbs,routes,parallel,install,wait
 BEFORE=
+PODS_N=30
 while (($#)); do
 	case $1 in
 	--quick) QUICK=1 ;;
+	--pods)
+		PODS_N=${2:?--pods needs a number}
+		[[ $PODS_N =~ ^[0-9]+$ ]] || hg_die "--pods: $2 is not a number"
+		shift
+		;;
 	--before)
 		BEFORE=$(realpath "${2:?--before needs a hostguard binary}")
 		[[ -x $BEFORE ]] || hg_die "--before: $2 is not an executable"
@@ -104,7 +113,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== hostguard benchmarks ($( ((QUICK)) && echo quick || echo full)), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "   machine: $MACHINE; load average $LOAD_BEFORE"
 echo "   hostguard $HG_BIN ($(stat -c %s "$HG_BIN") bytes), tuning $TUNING, floor $TRUE"
-echo "   work dir $W"
+echo "   work dir $W; the node has $PODS_N pods (veths in bridge cni0) besides the benchmark's"
 
 # --- plan building -------------------------------------------------------------
 # cmd NAME VERB STDIN ARGV...: one command of a step (VERB "" leaves CNI_COMMAND unset).
@@ -149,13 +158,23 @@ bad() {
 }
 
 # --- the host and the container ----------------------------------------------
-HOST='' UP='' CT='' RHOST='' RUP='' # set by hg_netns_add
+HOST='' UP='' CT='' PODS='' RHOST='' RUP='' # set by hg_netns_add
 hg_netns_add HOST || hg_die "namespace setup failed"
 hg_netns_add UP || hg_die "namespace setup failed"
 hg_netns_add CT || hg_die "namespace setup failed"
 hg_setup_two_uplink_host "$HOST" "$UP" || hg_die "host namespace setup failed"
 # the pod's veth, so that tuning enters a container that has the result's eth0
 ip -n "$HOST" link add vethbench type veth peer name eth0 netns "$CT" || hg_die "veth setup failed"
+# the node's other pods: a link dump grows with them
+hg_netns_add PODS || hg_die "namespace setup failed"
+{
+	echo "link add cni0 type bridge"
+	for ((i = 0; i < PODS_N; i++)); do
+		echo "link add pv$i type veth peer name pc$i netns $PODS"
+		echo "link set pv$i master cni0 up"
+	done
+} >"$W/pods.batch"
+ip -n "$HOST" -batch "$W/pods.batch" || hg_die "pod veth setup failed"
 CT_PATH=/run/netns/$CT
 PREV=$(jq -c --arg sb "$CT_PATH" '.interfaces[2].sandbox = $sb' "$HG_REPO/testdata/bench/prev-result.json")
 hg_conf() { # STATE_DIR
