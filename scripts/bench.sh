@@ -323,10 +323,10 @@ if want parallel; then
 	expected=$((64 * (R_PAR + 1)))
 	if ((missing == 0 && records == expected)); then
 		echo "   no lost state: $records attachment records, each complete ($expected ADDs)"
-		echo "{\"step\":\"parallel state\",\"records\":$records,\"expected\":$expected}" >>"$SUMMARY"
 	else
 		bad "parallel ADDs: $records records for $expected ADDs, $missing missing or incomplete"
 	fi
+	echo "{\"step\":\"parallel state\",\"records\":$records,\"expected\":$expected}" >>"$SUMMARY"
 	jq -e '.routes | length == 2' "$STATE/baseline.json" >/dev/null || bad "baseline.json damaged by parallel ADDs"
 fi
 
@@ -344,68 +344,80 @@ if want wait; then
 fi
 
 # --- summary -------------------------------------------------------------------
-fig() { # JQ over the summary lines -> number or "n/a"
+# fig JQ: a figure from the summary lines, "n/a" when that section did not run
+fig() {
 	local v
 	v=$(jq -rs "$1" "$SUMMARY" 2>/dev/null)
 	[[ -n $v && $v != null ]] && echo "$v" || echo n/a
 }
-median_of() { # FILE PREFIX -> the median in ms of the line starting with PREFIX
+# of STEP COMMAND FIELD / cmp STEP SUBJECT FIELD: one field of a command's or comparison's line
+of() { fig "[.[] | select(.step == \"$1\" and .command == \"$2\")][0].$3"; }
+cmp() { fig "[.[] | select(.step == \"$1\" and .subject == \"$2\")][0].$3"; }
+median_of() { # FILE PREFIX: the median (ms) on the line starting with PREFIX
 	[[ -f $1 ]] || return 0
 	grep -m1 "^$2" "$1" | sed -n 's/.*median \([0-9.]*\) ms.*/\1/p'
 }
-verdict() { # VALUE OP LIMIT
+verdict() { # VALUE LIMIT: met when VALUE <= LIMIT
 	[[ $1 == n/a || -z $1 ]] && {
 		echo "not measured"
 		return
 	}
-	awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { ok = (op == "<=") ? v <= l : v >= l; print ok ? "met" : "MISSED" }'
+	awk -v v="$1" -v l="$2" 'BEGIN { print (v <= l) ? "met" : "MISSED" }'
 }
-row() { printf '| %s | %s | %s | %s |\n' "$@"; }
 f2() { [[ $1 == n/a || -z $1 ]] && echo n/a || printf '%.2f' "$1"; }
-
-add_med=$(fig '[.[] | select(.step == "ADD" and .command == "hostguard")][0].median_ms')
-add_p95=$(fig '[.[] | select(.step == "ADD" and .command == "hostguard")][0].p95_ms')
-tun_med=$(fig '[.[] | select(.step == "ADD" and .command == "tuning")][0].median_ms')
-true_med=$(fig '[.[] | select(.step == "ADD" and .command == "true")][0].median_ms')
-raw=$(fig '[.[] | select(.step == "ADD" and .subject == "hostguard")][0].raw_ratio')
-net=$(fig '[.[] | select(.step == "ADD" and .subject == "hostguard")][0].net_ratio')
-rss=$(fig '[.[] | select(.command == "hostguard") | .maxrss_kib] | max')
-tun_rss=$(fig '[.[] | select(.command == "tuning") | .maxrss_kib] | max')
-r100k=$(fig '[.[] | select(.step == "ADD @100000 routes" and .subject == "hostguard")][0].raw_ratio')
-install_ms=$(median_of "$W/install.out" one-shot)
-watch_ms=$(median_of "$W/install.out" watch)
-wait_ms=$(median_of "$W/wait.out" "reaction: address added")
-par=$(fig '[.[] | select(.step == "64 parallel ADDs" and .command == "hostguard")][0] | "\(.throughput_per_s | floor)/s, p99 \(.p99_ms * 100 | round / 100) ms"')
-par_t=$(fig '[.[] | select(.step == "64 parallel ADDs" and .command == "tuning")][0] | "\(.throughput_per_s | floor)/s, p99 \(.p99_ms * 100 | round / 100) ms"')
+ms() { [[ $1 == n/a || -z $1 ]] && echo n/a || printf '%.2f ms' "$1"; }
+row() { printf '| %s | %s | %s | %s |\n' "$@"; }
 
 echo
-echo "== summary (paste-ready; figures in $SUMMARY)"
+echo "== summary (paste-ready; every figure in $SUMMARY)"
 echo
 echo "Machine: $MACHINE; load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after."
-echo "Command: \`sudo scripts/bench.sh$( ((QUICK)) && echo ' --quick')\`"
+args=$( ((QUICK)) && echo ' --quick')$([[ $ONLY != verbs,routes,parallel,install,wait ]] && echo " --only $ONLY")$( ((PODS_N != 30)) && echo " --pods $PODS_N")
+echo "Command: \`sudo scripts/bench.sh$args\` (medians of interleaved rounds; $PODS_N pods on the node)"
 echo
 row "figure" "hostguard" "reference" "target"
 row "---" "---" "---" "---"
-row "steady ADD median / p95" "$(f2 "$add_med") / $(f2 "$add_p95") ms" "tuning $(f2 "$tun_med") ms, /bin/true $(f2 "$true_med") ms" "-"
-row "ADD raw ratio (hostguard / tuning)" "$(f2 "$raw")" "-" "reported"
-row "ADD net ratio ((hg - true) / (tuning - true))" "$(f2 "$net")" "-" "<= 0.30: $(verdict "$net" '<=' 0.30)"
-for v in CHECK DEL; do
-	row "$v median, net ratio" "$(f2 "$(fig "[.[] | select(.step == \"$v\" and .command == \"hostguard\")][0].median_ms")") ms, $(f2 "$(fig "[.[] | select(.step == \"$v\" and .subject == \"hostguard\")][0].net_ratio")")" \
-		"tuning $(f2 "$(fig "[.[] | select(.step == \"$v\" and .command == \"tuning\")][0].median_ms")") ms" "-"
-done
-row "first ADD (records baseline) median" "$(f2 "$(fig '[.[] | select(.step == "first ADD" and .command == "hostguard")][0].median_ms')") ms" "tuning $(f2 "$(fig '[.[] | select(.step == "first ADD" and .command == "tuning")][0].median_ms')") ms" "-"
-row "peak RSS (largest of all runs)" "$rss KiB" "tuning $tun_rss KiB" "<= 4096 KiB: $(verdict "$rss" '<=' 4096)"
-for size in 10 1000 100000; do
-	label="ADD @$size routes"
-	row "$label / ip -4 route show default" \
-		"$(f2 "$(fig "[.[] | select(.step == \"$label\" and .command == \"hostguard\")][0].median_ms")") ms" \
-		"ip $(f2 "$(fig "[.[] | select(.step == \"$label\" and .command == \"ip\")][0].median_ms")") ms, ratio $(f2 "$(fig "[.[] | select(.step == \"$label\" and .subject == \"hostguard\")][0].raw_ratio")")" \
-		"$( ((size == 100000)) && echo "<= 1.0x: $(verdict "$r100k" '<=' 1.0)" || echo -)"
-done
-row "64 parallel ADDs" "$par" "tuning $par_t" "no lost state: $(fig '[.[] | select(.step == "parallel state")][0] | "\(.records)/\(.expected) records"')"
-row "install: rename -> durable conflist" "${install_ms:-n/a} ms" "peers poll every 1-2 s" "<= 100 ms: $(verdict "${install_ms:-n/a}" '<=' 100)"
-row "install --watch re-sync" "${watch_ms:-n/a} ms" "-" "-"
-row "waitFor: address -> ADD exited" "${wait_ms:-n/a} ms" "Submariner polls 4-25 s" "<= 20 ms: $(verdict "${wait_ms:-n/a}" '<=' 20)"
+if want verbs; then
+	row "steady ADD, median (p95)" "$(ms "$(of ADD hostguard median_ms)") ($(ms "$(of ADD hostguard p95_ms)"))" \
+		"tuning $(ms "$(of ADD tuning median_ms)") ($(ms "$(of ADD tuning p95_ms)")), /bin/true $(ms "$(of ADD true median_ms)")" "-"
+	row "ADD raw ratio hostguard / tuning" "$(f2 "$(cmp ADD hostguard raw_ratio)")" "-" "reported"
+	net=$(cmp ADD hostguard net_ratio)
+	row "ADD net ratio (hg - true) / (tuning - true)" "$(f2 "$net")" "-" "<= 0.30: $(verdict "$net" 0.30)"
+	for v in CHECK DEL; do
+		row "$v, median; net ratio" "$(ms "$(of "$v" hostguard median_ms)"); $(f2 "$(cmp "$v" hostguard net_ratio)")" \
+			"tuning $(ms "$(of "$v" tuning median_ms)")" "-"
+	done
+	row "first ADD (records baseline.json), median" "$(ms "$(of 'first ADD' hostguard median_ms)")" \
+		"tuning $(ms "$(of 'first ADD' tuning median_ms)")" "-"
+fi
+rss=$(fig '[.[] | select(.command == "hostguard") | .maxrss_kib] | max')
+row "peak RSS, largest of every run" "$rss KiB" "tuning $(fig '[.[] | select(.command == "tuning") | .maxrss_kib] | max') KiB" \
+	"<= 4096 KiB: $(verdict "$rss" 4096)"
+if want routes; then
+	for size in 10 1000 100000; do
+		label="ADD @$size routes"
+		ratio=$(cmp "$label" hostguard raw_ratio)
+		row "ADD at $size routes vs ip -4 route show default" "$(ms "$(of "$label" hostguard median_ms)")" \
+			"ip $(ms "$(of "$label" ip median_ms)"); ratio $(f2 "$ratio")" \
+			"$( ((size == 100000)) && echo "<= 1.0x: $(verdict "$ratio" 1.0)" || echo -)"
+	done
+fi
+if want parallel; then
+	par() { fig "[.[] | select(.step == \"64 parallel ADDs\" and .command == \"$1\")][0] | \"\(.throughput_per_s | floor) ADDs/s, p99 \(.p99_ms * 10 | round / 10) ms\""; }
+	row "64 ADDs at once: throughput, p99" "$(par hostguard)" "tuning $(par tuning); /bin/true $(par true)" \
+		"no lost state: $(fig '[.[] | select(.step == "parallel state")][0] | "\(.records)/\(.expected) records"')"
+fi
+if want install; then
+	install_ms=$(median_of "$W/install.out" one-shot)
+	row "install: upstream renamed in -> our conflist durable" "$(ms "$install_ms")" "peers poll every 1-2 s" \
+		"<= 100 ms: $(verdict "${install_ms:-n/a}" 100)"
+	row "install --watch: upstream rewritten -> re-synced" "$(ms "$(median_of "$W/install.out" watch)")" "-" "-"
+fi
+if want wait; then
+	wait_ms=$(median_of "$W/wait.out" "reaction: address added")
+	row "waitFor: address appears -> ADD exited" "$(ms "$wait_ms")" "Submariner polls every 4-25 s" \
+		"<= 20 ms: $(verdict "${wait_ms:-n/a}" 20)"
+fi
 echo
 if ((FAILED)); then
 	echo "correctness checks FAILED (see FAIL lines above)"
