@@ -20,12 +20,15 @@
 # it costs on a node) unless HG_BENCH_TMPDIR says otherwise.
 #
 # Usage: scripts/bench.sh [--quick] [--only verbs,routes,parallel,install,wait] [--pods N]
-#                         [--before BIN]
+#                         [--static] [--before BIN]
 #   --quick       fewer rounds, about 30 s; the default takes about 2-3 minutes (builds aside)
 #   --pods N      pods already on the node of the verbs and parallel sections: N veths on the
 #                 host in bridge cni0, their peers in a pods namespace (default 30)
 #   --before BIN  also run another hostguard build as a fourth side of ADD/CHECK/DEL and of the
 #                 route sizes, interleaved with the rest: before/after figures of a change
+#   --static      benchmark a statically linked build (glibc, crt-static; built into
+#                 target/x86_64-unknown-linux-gnu/release) instead of target/release/hostguard;
+#                 `--static --before target/release/hostguard` shows both in one run
 # Env: HOSTGUARD_BIN (default target/release/hostguard, built when missing)
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
@@ -41,9 +44,11 @@ QUICK=0
 ONLY=verbs,routes,parallel,install,wait
 BEFORE=
 PODS_N=30
+STATIC=0
 while (($#)); do
 	case $1 in
 	--quick) QUICK=1 ;;
+	--static) STATIC=1 ;;
 	--pods)
 		PODS_N=${2:?--pods needs a number}
 		[[ $PODS_N =~ ^[0-9]+$ ]] || hg_die "--pods: $2 is not a number"
@@ -88,7 +93,15 @@ FAILED=0
 hg_find_cargo
 cd "$HG_REPO" || exit 1
 HG_BIN=${HOSTGUARD_BIN:-$HG_TARGET/release/hostguard}
-if [[ -z ${HOSTGUARD_BIN:-} ]]; then
+LINKING=dynamic
+if ((STATIC)); then
+	# An explicit --target keeps RUSTFLAGS away from proc macros, which cannot be crt-static.
+	triple=$(rustc -vV | sed -n 's/^host: //p')
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet --target "$triple" ||
+		hg_die "the static build failed"
+	HG_BIN=$HG_TARGET/$triple/release/hostguard
+	LINKING=static
+elif [[ -z ${HOSTGUARD_BIN:-} ]]; then
 	cargo build --release --quiet || hg_die "cargo build --release failed"
 fi
 [[ -x $HG_BIN ]] || hg_die "no hostguard binary at $HG_BIN"
@@ -112,7 +125,8 @@ MACHINE=$(machine)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== hostguard benchmarks ($( ((QUICK)) && echo quick || echo full)), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "   machine: $MACHINE; load average $LOAD_BEFORE"
-echo "   hostguard $HG_BIN ($(stat -c %s "$HG_BIN") bytes), tuning $TUNING, floor $TRUE"
+echo "   hostguard $HG_BIN ($LINKING, $(stat -c %s "$HG_BIN") bytes), tuning $TUNING, floor $TRUE"
+[[ -n $BEFORE ]] && echo "   before: $BEFORE ($(stat -c %s "$BEFORE") bytes)"
 echo "   work dir $W; the node has $PODS_N pods (veths in bridge cni0) besides the benchmark's"
 
 # --- plan building -------------------------------------------------------------
@@ -372,8 +386,8 @@ echo
 echo "== summary (paste-ready; every figure in $SUMMARY)"
 echo
 echo "Machine: $MACHINE; load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after."
-args=$( ((QUICK)) && echo ' --quick')$([[ $ONLY != verbs,routes,parallel,install,wait ]] && echo " --only $ONLY")$( ((PODS_N != 30)) && echo " --pods $PODS_N")
-echo "Command: \`sudo scripts/bench.sh$args\` (medians of interleaved rounds; $PODS_N pods on the node)"
+args=$( ((QUICK)) && echo ' --quick')$( ((STATIC)) && echo ' --static')$([[ $ONLY != verbs,routes,parallel,install,wait ]] && echo " --only $ONLY")$( ((PODS_N != 30)) && echo " --pods $PODS_N")$([[ -n $BEFORE ]] && echo " --before $(basename "$BEFORE")")
+echo "Command: \`sudo scripts/bench.sh$args\` ($LINKING build; medians of interleaved rounds; $PODS_N pods on the node)"
 echo
 row "figure" "hostguard" "reference" "target"
 row "---" "---" "---" "---"
@@ -389,6 +403,12 @@ if want verbs; then
 	done
 	row "first ADD (records baseline.json), median" "$(ms "$(of 'first ADD' hostguard median_ms)")" \
 		"tuning $(ms "$(of 'first ADD' tuning median_ms)")" "-"
+	if [[ -n $BEFORE ]]; then
+		for v in ADD CHECK DEL; do
+			row "before ($(basename "$BEFORE")): $v median; net ratio" \
+				"$(ms "$(of "$v" before median_ms)"); $(f2 "$(cmp "$v" before net_ratio)")" "-" "-"
+		done
+	fi
 fi
 rss=$(fig '[.[] | select(.command == "hostguard") | .maxrss_kib] | max')
 row "peak RSS, largest of every run" "$rss KiB" "tuning $(fig '[.[] | select(.command == "tuning") | .maxrss_kib] | max') KiB" \
@@ -400,6 +420,10 @@ if want routes; then
 		row "ADD at $size routes vs ip -4 route show default" "$(ms "$(of "$label" hostguard median_ms)")" \
 			"ip $(ms "$(of "$label" ip median_ms)"); ratio $(f2 "$ratio")" \
 			"$( ((size == 100000)) && echo "<= 1.0x: $(verdict "$ratio" 1.0)" || echo -)"
+		if [[ -n $BEFORE ]]; then
+			row "before: ADD at $size routes" "$(ms "$(of "$label" before median_ms)")" \
+				"ratio to ip $(f2 "$(cmp "$label" before raw_ratio)")" "-"
+		fi
 	done
 fi
 if want parallel; then
