@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use hostguard::cni::config;
 use hostguard::host::route_guard::{self, LinkTable};
-use hostguard::netlink::Netlink;
+use hostguard::netlink::{AddressFamily, Netlink, RouteFilter};
 use hostguard::state::{AttachmentRecord, StateDir, FORMAT_VERSION};
 use nix::sched::{unshare, CloneFlags};
 
@@ -193,6 +193,27 @@ fn run(options: &Options) -> Result<()> {
         iters,
         || route_guard::default_routes(&mut nl, &links),
     )?;
+    // The kernel serves an AF_UNSPEC dump under RTNL, a per-family one without it.
+    let defaults = |family| RouteFilter {
+        family,
+        default_only: true,
+        ..RouteFilter::default()
+    };
+    time("  as one AF_UNSPEC dump", iters, || {
+        Ok(nl.routes(&defaults(None))?)
+    })?;
+    time("  AF_INET table main only (as ip -4 asks)", iters, || {
+        let main = RouteFilter {
+            table: Some(254),
+            ..defaults(Some(AddressFamily::Inet))
+        };
+        Ok(nl.routes(&main)?)
+    })?;
+    time("  as AF_INET + AF_INET6 dumps", iters, || {
+        let mut out = nl.routes(&defaults(Some(AddressFamily::Inet)))?;
+        out.extend(nl.routes(&defaults(Some(AddressFamily::Inet6)))?);
+        Ok(out)
+    })?;
 
     // A whole ADD through the CNI entry point, as main() runs it, minus process start and exit.
     let mut round = 0usize;
