@@ -21,7 +21,7 @@
 #
 # Usage: scripts/bench.sh [--quick] [--only verbs,routes,parallel,install,wait] [--pods N]
 #                         [--static] [--before BIN]
-#   --quick       fewer rounds, about 30 s; the default takes about 2-3 minutes (builds aside)
+#   --quick       fewer rounds, about 20 s; the default takes one to two minutes (builds aside)
 #   --pods N      pods already on the node of the verbs and parallel sections: N veths on the
 #                 host in bridge cni0, their peers in a pods namespace (default 30)
 #   --before BIN  also run another hostguard build as a fourth side of ADD/CHECK/DEL and of the
@@ -29,7 +29,7 @@
 #   --static      benchmark a statically linked build (glibc, crt-static; built into
 #                 target/x86_64-unknown-linux-gnu/release) instead of target/release/hostguard;
 #                 `--static --before target/release/hostguard` shows both in one run
-# Env: HOSTGUARD_BIN (default target/release/hostguard, built when missing)
+# Env: HOSTGUARD_BIN (default target/release/hostguard, rebuilt when stale), HG_BENCH_TMPDIR
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 
