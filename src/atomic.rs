@@ -25,9 +25,27 @@ pub fn write_atomic<F>(path: &Path, bytes: &[u8], mode: u32, verify: F) -> Resul
 where
     F: FnOnce(&[u8]) -> Result<()>,
 {
+    replace(path, bytes, mode, verify, true)
+}
+
+/// As [`write_atomic`] without the two fsyncs: while the system runs, every reader sees the old
+/// file or the new one, never a part; after a power cut or a kernel crash the file may be old,
+/// missing or empty. Only for state that such a crash makes stale anyway (per-attachment records
+/// of sandboxes that die with the boot): the fsyncs are most of what a write costs on a busy disk.
+pub fn write_atomic_unsynced<F>(path: &Path, bytes: &[u8], mode: u32, verify: F) -> Result<()>
+where
+    F: FnOnce(&[u8]) -> Result<()>,
+{
+    replace(path, bytes, mode, verify, false)
+}
+
+fn replace<F>(path: &Path, bytes: &[u8], mode: u32, verify: F, sync: bool) -> Result<()>
+where
+    F: FnOnce(&[u8]) -> Result<()>,
+{
     let dir = parent_dir(path)?;
     let temp = temp_path(&dir, path);
-    let outcome = write_temp(&temp, bytes, mode)
+    let outcome = write_temp(&temp, bytes, mode, sync)
         .and_then(|()| {
             let written = read_back(&temp)?;
             if written != bytes {
@@ -46,7 +64,10 @@ where
         let _ = fs::remove_file(&temp);
         return Err(err);
     }
-    fsync_dir(&dir)
+    if sync {
+        fsync_dir(&dir)?;
+    }
+    Ok(())
 }
 
 /// Writes `bytes` atomically with no content check beyond the read-back.
@@ -98,7 +119,7 @@ fn temp_path(dir: &Path, target: &Path) -> PathBuf {
     ))
 }
 
-fn write_temp(temp: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+fn write_temp(temp: &Path, bytes: &[u8], mode: u32, sync: bool) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -111,8 +132,11 @@ fn write_temp(temp: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .with_context(|| format!("chmod {}", temp.display()))?;
     file.write_all(bytes)
         .with_context(|| format!("write {}", temp.display()))?;
-    file.sync_all()
-        .with_context(|| format!("fsync {}", temp.display()))
+    if sync {
+        file.sync_all()
+            .with_context(|| format!("fsync {}", temp.display()))?;
+    }
+    Ok(())
 }
 
 fn read_back(temp: &Path) -> Result<Vec<u8>> {
@@ -148,6 +172,24 @@ mod tests {
             fs::metadata(&target).unwrap().permissions().mode() & 0o777,
             0o640
         );
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unsynced_writes_replace_whole_and_leave_no_temp() {
+        let dir = scratch("unsynced");
+        let target = dir.join("a.json");
+        fs::write(&target, b"old").unwrap();
+        write_atomic_unsynced(&target, b"{}", 0o600, |_| Ok(())).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"{}");
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let err = write_atomic_unsynced(&target, b"new", 0o600, |_| bail!("nope")).unwrap_err();
+        assert!(err.to_string().contains("nope"));
+        assert_eq!(fs::read(&target).unwrap(), b"{}");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         fs::remove_dir_all(dir).unwrap();
     }

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 
 use crate::cni::config::{RuleSelector, RulesConfig};
-use crate::host::route_guard::{self, GuardOutcome, LinkTable, RefusalCheck};
+use crate::host::route_guard::{self, GuardOutcome, RefusalCheck};
 use crate::host::routes;
 use crate::host::rules::{self, GuardedRule, RulesOutcome};
 use crate::netlink::Netlink;
@@ -24,8 +24,7 @@ pub fn load_or_record(state: &StateDir, nl: &mut Netlink) -> Result<(Baseline, b
 
 /// The host's current default routes as a baseline.
 pub fn observe(nl: &mut Netlink) -> Result<Baseline> {
-    let links = LinkTable::load(nl)?;
-    let mut routes = route_guard::default_routes(nl, &links)?;
+    let mut routes = route_guard::default_routes_by_lookup(nl)?;
     routes.sort_by_key(routes::DefaultRoute::slots);
     Ok(Baseline {
         version: FORMAT_VERSION,
@@ -85,8 +84,7 @@ pub fn missing(state: &StateDir, selectors: &[RuleSelector]) -> Result<Missing> 
         });
     };
     let mut nl = Netlink::new().context("open netlink socket")?;
-    let links = LinkTable::load(&mut nl)?;
-    let current = route_guard::default_routes(&mut nl, &links)?;
+    let current = route_guard::default_routes_by_lookup(&mut nl)?;
     let diff = routes::diff(&baseline.routes, &current);
     let (gone_rules, _) = rules::missing(&mut nl, &baseline.rules, selectors)?;
     Ok(Missing {

@@ -73,7 +73,7 @@ impl EventSocket {
         }
         Ok(EventSocket {
             socket,
-            buf: vec![0; RECV_BUFFER_START],
+            buf: Vec::with_capacity(RECV_BUFFER_START),
         })
     }
 

@@ -68,7 +68,7 @@ impl Netlink {
         Ok(Netlink {
             socket,
             seq: 0,
-            recv_buf: vec![0; RECV_BUFFER_START],
+            recv_buf: Vec::with_capacity(RECV_BUFFER_START),
             send_buf: Vec::with_capacity(256),
         })
     }
@@ -233,8 +233,10 @@ impl ReplyReader {
     }
 }
 
-/// Receives one datagram whole: a zero-length `MSG_PEEK | MSG_TRUNC` read tells its size first,
-/// so a message larger than the buffer grows the buffer instead of being cut off.
+/// Receives one datagram whole into `buf`, which then holds exactly it: a zero-length
+/// `MSG_PEEK | MSG_TRUNC` read tells its size first, so a message larger than the buffer grows
+/// the buffer instead of being cut off. The kernel writes into the buffer's spare capacity, which
+/// is never zeroed, so a short reply touches one page of it, not all eight of a zeroed 32 KiB.
 pub(crate) fn recv_datagram(
     socket: &Socket,
     buf: &mut Vec<u8>,
@@ -247,11 +249,9 @@ pub(crate) fn recv_datagram(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if size > buf.len() {
-            buf.resize(size, 0);
-        }
-        let mut target: &mut [u8] = &mut buf[..];
-        match socket.recv(&mut target, flags) {
+        buf.clear();
+        buf.reserve(size);
+        match socket.recv(buf, flags) {
             Ok(n) => return Ok(n.min(buf.len())),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
