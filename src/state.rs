@@ -192,6 +192,15 @@ impl StateDir {
         Ok(Some(value))
     }
 
+    /// Atomic but not fsynced: for state that only has to survive a killed process, never a
+    /// power cut (the page cache survives the first; the second resets what the file describes).
+    pub fn write_json_unsynced<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let bytes = json_bytes(path, value)?;
+        atomic::write_atomic_unsynced(path, &bytes, 0o600, |written| {
+            reads_back_as_json(path, written)
+        })
+    }
+
     pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
         let bytes = json_bytes(path, value)?;
         atomic::write_atomic(path, &bytes, 0o600, |written| {
