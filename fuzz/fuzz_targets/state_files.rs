@@ -1,0 +1,81 @@
+//! State files as hostguard reads them back: `baseline.json` (default routes and guarded rules
+//! with their netlink bytes in hex) and attachment records, through `StateDir` from a file on
+//! tmpfs. Every route of a baseline that loads is turned into the netlink message a restore would
+//! send and emitted to bytes; every guarded rule is decoded from its hex and emitted again.
+//!
+//! Input: one byte choosing the file (even: baseline.json, odd: an attachment record), then it.
+#![no_main]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use hostguard::host::routes::{self, DefaultRoute};
+use hostguard::state::{self, AttachmentRecord, Baseline, StateDir};
+use libfuzzer_sys::fuzz_target;
+use netlink_packet_core::Emitable;
+
+fn dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| hostguard_fuzz::scratch("state"))
+}
+
+fn exercise_route(route: &DefaultRoute) {
+    let mut index: HashMap<String, u32> = HashMap::new();
+    for (i, dev) in route.devices().into_iter().enumerate() {
+        index.entry(dev.to_string()).or_insert(i as u32 + 1);
+    }
+    let _ = route.to_string();
+    let _ = route.slots();
+    let _ = route.repointed("eth0", "br0");
+    if let Ok(msg) = route.to_message(&|name| index.get(name).copied()) {
+        let mut bytes = vec![0u8; msg.buffer_len()];
+        msg.emit(&mut bytes);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let dir = dir();
+    let state = StateDir::open(dir).expect("open scratch state dir");
+    if selector % 2 == 0 {
+        // Straight from bytes, and through the reader that guards the real file.
+        let direct = serde_json::from_slice::<Baseline>(body);
+        std::fs::write(dir.join(state::BASELINE_FILE), body).expect("write baseline");
+        let read = state.read_baseline();
+        if let Ok(Some(baseline)) = &read {
+            assert_eq!(baseline.version, state::FORMAT_VERSION);
+            assert_eq!(Some(baseline), direct.as_ref().ok());
+        }
+        let Ok(baseline) = direct else {
+            return;
+        };
+        for route in &baseline.routes {
+            exercise_route(route);
+        }
+        let diff = routes::diff(&baseline.routes, &[]);
+        assert_eq!(diff.missing.len(), baseline.routes.len());
+        let _ = routes::adopt(&baseline.routes, &baseline.routes);
+        for rule in &baseline.rules {
+            if let Ok(msg) = rule.to_message() {
+                let mut bytes = vec![0u8; msg.buffer_len()];
+                msg.emit(&mut bytes);
+                let _ = hostguard::netlink::describe_rule(&msg);
+            }
+        }
+    } else {
+        let attachments = dir.join(state::ATTACHMENTS_DIR);
+        let _ = std::fs::remove_dir_all(&attachments);
+        std::fs::create_dir_all(&attachments).expect("mkdir attachments");
+        std::fs::write(attachments.join("c@eth0.json"), body).expect("write record");
+        let listed = state.attachments().expect("list attachments");
+        assert_eq!(listed.len(), 1);
+        if let Ok(record) = serde_json::from_slice::<AttachmentRecord>(body) {
+            let name = state::attachment_file_name(&record.container_id, &record.ifname);
+            assert!(!name.contains('/') && name != "." && name != "..");
+            assert_eq!(listed[0].1.as_ref().ok(), Some(&record));
+        }
+    }
+});
