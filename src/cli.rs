@@ -25,6 +25,7 @@ pub fn run(args: &[String]) -> i32 {
     };
     match command.as_str() {
         "baseline" => baseline(rest),
+        "uplink" => uplink(rest),
         "--version" | "-V" | "version" => {
             println!("hostguard {}", env!("CARGO_PKG_VERSION"));
             0
@@ -150,6 +151,67 @@ fn baseline(args: &[String]) -> i32 {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("hostguard baseline: {err:#}");
+            1
+        }
+    }
+}
+
+/// `hostguard uplink release --interface IF --bridge BR [--state-dir DIR]`: undo an uplink
+/// attachment. Reports on stderr; exit 0 when released, 1 when not (with the reason), 2 on
+/// usage errors.
+fn uplink(args: &[String]) -> i32 {
+    use crate::host::uplink;
+
+    let Some((action, rest)) = args.split_first() else {
+        return usage_error("uplink", "missing action (release)");
+    };
+    if action != "release" {
+        return usage_error("uplink", &format!("unknown action {action:?}"));
+    }
+    let flags = Flags { args: rest };
+    if let Err(why) = flags.reject_unknown(&["--interface", "--bridge", "--state-dir"], &[]) {
+        return usage_error("uplink release", &why);
+    }
+    let (interface, bridge, dir) = match (
+        flags.value("--interface"),
+        flags.value("--bridge"),
+        flags.value("--state-dir"),
+    ) {
+        (Ok(Some(i)), Ok(Some(b)), Ok(d)) => {
+            (i, b, d.unwrap_or(crate::cni::config::DEFAULT_STATE_DIR))
+        }
+        (Err(why), _, _) | (_, Err(why), _) | (_, _, Err(why)) => {
+            return usage_error("uplink release", &why)
+        }
+        _ => return usage_error("uplink release", "--interface and --bridge are required"),
+    };
+    let state = match crate::state::StateDir::open(std::path::Path::new(dir)) {
+        Ok(state) => state,
+        Err(err) => {
+            eprintln!("hostguard uplink release: {err:#}");
+            return 1;
+        }
+    };
+    match uplink::release(&state, interface, bridge) {
+        Ok(released) => {
+            for note in &released.notes {
+                eprintln!("hostguard uplink release: note: {note}");
+            }
+            eprintln!(
+                "hostguard uplink release: {interface} released from {bridge}: {} addresses and \
+                 {} routes moved back{}; default routes verified",
+                released.addresses,
+                released.routes,
+                if released.bridge_deleted {
+                    format!(", bridge {bridge} deleted")
+                } else {
+                    String::new()
+                }
+            );
+            0
+        }
+        Err(err) => {
+            eprintln!("hostguard uplink release: {err}");
             1
         }
     }

@@ -99,3 +99,48 @@ fn network_manager_managed_host_interfaces_of_prev_result_are_warned_about() {
         out.stderr
     );
 }
+
+#[test]
+fn an_uplink_managed_by_network_manager_is_refused_with_102_and_the_host_is_identical() {
+    let node = Node::new("nmup");
+    let nm = common::FakeNetworkManager::start();
+    nm.device(node.host.ifindex("eth1"), true);
+    let uplink = json!({
+        "networkManager": nm.config(),
+        "uplink": {"interface": "eth1", "bridge": "br-sec"},
+    });
+    let before = node.host.snapshot();
+    let err = node.run("ADD", uplink.clone()).error(102);
+    let msg = err["msg"].as_str().unwrap();
+    assert!(msg.contains("eth1 is managed by NetworkManager"), "{err}");
+    assert!(
+        msg.contains(&format!(
+            "devices/{} managed=true",
+            node.host.ifindex("eth1")
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        node.host.snapshot(),
+        before,
+        "a refused attachment changed the host"
+    );
+
+    // The same link with managed=false is attached.
+    nm.device(node.host.ifindex("eth1"), false);
+    node.run("ADD", uplink).ok();
+    assert!(node.host.ip("-d link show eth1").contains("master br-sec"));
+    let defaults = node.host.default_routes();
+    assert!(
+        defaults
+            .iter()
+            .any(|l| l.contains("via 172.26.0.33 dev br-sec")),
+        "{defaults:#?}"
+    );
+    assert!(
+        defaults
+            .iter()
+            .any(|l| l.contains("via 172.26.0.1 dev eth0")),
+        "{defaults:#?}"
+    );
+}

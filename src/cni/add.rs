@@ -25,6 +25,7 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
     // whose primary CNI is not up yet would record the wrong picture.
     wait_for_upstream(req, log)?;
     let state = super::open_state(&req.conf.plugin.state_dir)?;
+    super::uplink::attach(req, &state, log)?;
     guard_default_routes(req, &state, log)?;
     warn_nm_managed_host_interfaces(req, prev, log);
     let record = AttachmentRecord {

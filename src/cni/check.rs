@@ -9,9 +9,7 @@
 use super::error::{code, CniError, CniResult};
 use super::Request;
 use crate::host::baseline;
-use crate::host::wait::{self, WaitError};
 use crate::log::Logger;
-use crate::netlink::Netlink;
 
 pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
     if req.conf.prev_result.is_none() {
@@ -47,29 +45,12 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
              networkd or NetworkManager setting that deletes foreign rules",
         ));
     }
-    check_upstream_ready(req)
-}
-
-fn check_upstream_ready(req: &Request) -> CniResult<()> {
-    let conditions = &req.conf.plugin.wait_for.interfaces;
-    if conditions.is_empty() {
-        return Ok(());
-    }
-    let outcome = Netlink::new()
-        .map_err(WaitError::from)
-        .and_then(|mut nl| wait::check_ready(&mut nl, conditions));
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(WaitError::Unmet(unmet)) => Err(CniError::new(
-            code::TRY_AGAIN_LATER,
-            unmet.to_string(),
-            "a waitFor interface of the conflist is not ready; the primary CNI's agent may be \
-             restarting. Check that agent on this node",
-        )),
-        Err(err @ WaitError::Netlink(_)) => Err(CniError::new(
-            code::IO_FAILURE,
-            "cannot read the waitFor interfaces",
-            err.to_string(),
-        )),
-    }
+    super::uplink::check(req)?;
+    super::upstream_ready_now(
+        req,
+        code::TRY_AGAIN_LATER,
+        code::IO_FAILURE,
+        "a waitFor interface of the conflist is not ready; the primary CNI's agent may be \
+         restarting. Check that agent on this node",
+    )
 }

@@ -11,6 +11,7 @@ mod check;
 mod del;
 mod gc;
 mod status;
+mod uplink;
 
 use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -129,6 +130,9 @@ fn dispatch(
         "network {} spec {}",
         req.conf.name, req.conf.cni_version
     ));
+    if matches!(verb, Verb::Add | Verb::Check | Verb::Del) {
+        uplink::recover_interrupted(&req, log)?;
+    }
     match verb {
         Verb::Add => add::add(&req, log).map(|v| Some(v.to_string())),
         Verb::Check => check::check(&req, log).map(|()| None),
@@ -160,6 +164,26 @@ pub(crate) fn passthrough(prev: &Map<String, Value>, cni_version: &str) -> Value
     let mut out = prev.clone();
     out.insert("cniVersion".into(), Value::String(cni_version.to_string()));
     Value::Object(out)
+}
+
+/// The `waitFor` conditions looked at once, answered with the calling verb's codes: `unmet_code`
+/// when a condition does not hold, `failure_code` when the interfaces cannot be read at all.
+pub(crate) fn upstream_ready_now(
+    req: &Request,
+    unmet_code: u32,
+    failure_code: u32,
+    hint: &str,
+) -> CniResult<()> {
+    use crate::host::wait::{check_ready_here, WaitError};
+    match check_ready_here(&req.conf.plugin.wait_for.interfaces) {
+        Ok(()) => Ok(()),
+        Err(WaitError::Unmet(unmet)) => Err(CniError::new(unmet_code, unmet.to_string(), hint)),
+        Err(err @ WaitError::Netlink(_)) => Err(CniError::new(
+            failure_code,
+            "cannot read the waitFor interfaces",
+            err.to_string(),
+        )),
+    }
 }
 
 pub(crate) fn open_state(dir: &Path) -> CniResult<StateDir> {

@@ -50,6 +50,9 @@ pub fn guard_and_adopt(
     refused: RefusalCheck,
 ) -> Result<GuardReport> {
     let mut nl = Netlink::new().context("open netlink socket")?;
+    // An uplink move in progress has routes on both the interface and the bridge; the guard
+    // must not judge (or "restore") that picture. Lock order everywhere: uplink, then baseline.
+    let _uplink = state.lock("uplink")?;
     let _lock = state.lock("baseline")?;
     let (mut baseline, recorded) = load_or_record(state, &mut nl)?;
     let route_outcome = route_guard::guard(&mut nl, &baseline.routes, routes_restore, refused)?;

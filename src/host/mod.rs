@@ -7,4 +7,5 @@ pub mod refusal;
 pub mod route_guard;
 pub mod routes;
 pub mod rules;
+pub mod uplink;
 pub mod wait;

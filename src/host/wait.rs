@@ -116,6 +116,15 @@ pub fn check_ready(nl: &mut Netlink, conditions: &[WaitInterface]) -> Result<(),
     }
 }
 
+/// `check_ready` in the caller's namespace, with a socket of its own.
+pub fn check_ready_here(conditions: &[WaitInterface]) -> Result<(), WaitError> {
+    if conditions.is_empty() {
+        return Ok(());
+    }
+    let mut nl = Netlink::new()?;
+    check_ready(&mut nl, conditions)
+}
+
 /// Waits until every condition holds or `deadline` passes, whichever comes first; at the
 /// deadline the error names the first condition still unmet. `on_unmet` is called whenever the
 /// first unmet condition changes (the first call means "starting to wait"), so a caller can log

@@ -112,6 +112,7 @@ fn install(options: InstallOptions) -> Result<i32> {
     if let Some(state_dir) = &options.state_dir {
         record_baseline(state_dir)?;
     }
+    warn_about_host_settings();
     sync::run(sync::Plan {
         conf_dir: options.conf_dir,
         output: options.output,
@@ -121,6 +122,17 @@ fn install(options: InstallOptions) -> Result<i32> {
         timeout: options.timeout,
         watch: options.watch,
     })
+}
+
+/// The settings that fight a CNI on this host (incident 2), as warnings: the install itself is
+/// fine either way, and only the operator can decide to change networkd or NetworkManager.
+fn warn_about_host_settings() {
+    for finding in crate::doctor::examine(std::path::Path::new("/")).findings {
+        note(format_args!(
+            "warning: {}: {}; fix: {}",
+            finding.subject, finding.evidence, finding.fix
+        ));
+    }
 }
 
 /// Records the host's default routes before any pod exists, so that the first ADD already has
