@@ -9,7 +9,7 @@ mod hostile_support;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use hostile_support::{temp_files, tree, Call, Node};
+use hostile_support::{temp_files, Call, Node};
 use serde_json::{json, Value};
 
 fn log_has(path: &std::path::Path, needle: &str) -> bool {
@@ -120,19 +120,31 @@ fn a_corrupt_baseline_is_reported_and_kept() {
         ("truncated", good[..good.len() / 2].to_vec()),
         ("null", b"null".to_vec()),
         ("garbage", vec![0x00, 0xff, 0x13, 0x37]),
-        ("version 2", json!({"version": 2, "routes": []}).to_string().into_bytes()),
-        ("routes is a string", json!({"version": 1, "routes": "all"}).to_string().into_bytes()),
+        (
+            "version 2",
+            json!({"version": 2, "routes": []}).to_string().into_bytes(),
+        ),
+        (
+            "routes is a string",
+            json!({"version": 1, "routes": "all"})
+                .to_string()
+                .into_bytes(),
+        ),
         (
             "unknown family",
-            baseline_with(json!([{"family": "ipx", "table": 254, "metric": 0, "protocol": 4,
-                                  "scope": 0, "type": 1}]))
+            baseline_with(
+                json!([{"family": "ipx", "table": 254, "metric": 0, "protocol": 4,
+                                  "scope": 0, "type": 1}]),
+            )
             .to_string()
             .into_bytes(),
         ),
         (
             "gateway is not an address",
-            baseline_with(json!([{"family": "inet", "table": 254, "metric": 0, "protocol": 4,
-                                  "scope": 0, "type": 1, "gateway": "router"}]))
+            baseline_with(
+                json!([{"family": "inet", "table": 254, "metric": 0, "protocol": 4,
+                                  "scope": 0, "type": 1, "gateway": "router"}]),
+            )
             .to_string()
             .into_bytes(),
         ),
@@ -152,7 +164,8 @@ fn a_corrupt_baseline_is_reported_and_kept() {
         let err = add.error(5).to_string();
         // Reported to the lead, not fixed here: undecodable rule bytes are named by the rule
         // only ("rule \"x\": message is not hex"), under "could not read the host's routes".
-        let named = err.contains("baseline.json") || (*what == "rule bytes are not hex" && err.contains("rule \\\"x\\\""));
+        let named = err.contains("baseline.json")
+            || (*what == "rule bytes are not hex" && err.contains("rule \\\"x\\\""));
         assert!(named, "{what}: {err}");
         node.call("CHECK", "c0").config(&conf).run().error(5);
         let status = node.call("STATUS", "c0").config(&conf).run();
@@ -163,7 +176,11 @@ fn a_corrupt_baseline_is_reported_and_kept() {
             status.error(50);
         }
         node.call("DEL", "c0").config(&conf).run().ok();
-        assert_eq!(&fs::read(&path).unwrap(), bytes, "{what}: baseline.json was rewritten");
+        assert_eq!(
+            &fs::read(&path).unwrap(),
+            bytes,
+            "{what}: baseline.json was rewritten"
+        );
         assert!(temp_files(&node.state()).is_empty(), "{what}");
     }
     // Restoring the file heals everything.
@@ -182,7 +199,10 @@ fn a_corrupt_uplink_journal_is_reported_and_kept() {
     let path = node.state().join("uplink-journal.json");
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
-        ("truncated", br#"{"version":1,"operation":"attach","interface":"eth0","#.to_vec()),
+        (
+            "truncated",
+            br#"{"version":1,"operation":"attach","interface":"eth0","#.to_vec(),
+        ),
         ("not a journal", br#"{"version":1}"#.to_vec()),
         ("an array", b"[]".to_vec()),
         ("garbage", vec![0xde, 0xad, 0xbe, 0xef]),
@@ -190,10 +210,17 @@ fn a_corrupt_uplink_journal_is_reported_and_kept() {
     for (what, bytes) in &cases {
         fs::write(&path, bytes).unwrap();
         let err = node.call("ADD", "c1").config(&conf).run().error(5);
-        assert!(err.to_string().contains("uplink-journal.json"), "{what}: {err}");
+        assert!(
+            err.to_string().contains("uplink-journal.json"),
+            "{what}: {err}"
+        );
         node.call("CHECK", "c0").config(&conf).run().error(5);
         node.call("DEL", "c0").config(&conf).run().ok();
-        assert_eq!(&fs::read(&path).unwrap(), bytes, "{what}: the journal was rewritten");
+        assert_eq!(
+            &fs::read(&path).unwrap(),
+            bytes,
+            "{what}: the journal was rewritten"
+        );
     }
     fs::remove_file(&path).unwrap();
     node.call("ADD", "c1").config(&conf).run().ok();
@@ -209,34 +236,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-}
-
-/// Every file under the state directory that a reader would load parses as what hostguard
-/// writes; returns the stale temporary files, which readers skip.
-fn assert_state_whole(node: &Node, when: &str) -> usize {
-    let mut temps = 0;
-    for (path, entry) in tree(&node.state()) {
-        let name = std::path::Path::new(&path).file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with(".hostguard-tmp-") {
-            temps += 1;
-            continue;
-        }
-        let hostile_support::FileEntry::File { bytes, .. } = entry else {
-            continue;
-        };
-        if name.ends_with(".lock") {
-            continue;
-        }
-        let value: Value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("{when}: {path} is half-written ({e}): {bytes:?}"));
-        if name == "baseline.json" {
-            assert_eq!(value["version"], 1, "{when}: {path}");
-            assert!(value["routes"].is_array(), "{when}: {path}");
-        } else {
-            assert!(value["containerID"].is_string(), "{when}: {path}");
-        }
-    }
-    temps
 }
 
 /// SIGKILL at random moments of ADD (which records the baseline and the attachment), DEL and GC,
@@ -272,7 +271,11 @@ fn sigkill_at_random_moments_of_every_writer_leaves_whole_files_and_free_locks()
         {
             use std::io::Write;
             let mut stdin = child.stdin.take().unwrap();
-            let body = if round % 3 == 2 { gc.to_string() } else { conf.to_string() };
+            let body = if round % 3 == 2 {
+                gc.to_string()
+            } else {
+                conf.to_string()
+            };
             let _ = stdin.write_all(body.as_bytes());
         }
         // The window adapts per verb so that most runs die somewhere inside, whatever the
@@ -288,18 +291,21 @@ fn sigkill_at_random_moments_of_every_writer_leaves_whole_files_and_free_locks()
             killed += 1;
             *window = (*window * 5 / 4).min(40_000);
         }
-        stale += assert_state_whole(&node, &format!("round {round} after the kill"));
+        stale +=
+            hostile_support::assert_state_whole(&node, &format!("round {round} after the kill"));
         let after = node
             .call("ADD", "keep")
             .config(&conf)
             .run_within(Duration::from_secs(10))
             .unwrap_or_else(|| panic!("round {round}: a lock outlived the killed process"));
         assert_eq!(after.status, 0, "round {round}: {after:?}");
-        assert_state_whole(&node, &format!("round {round} after the next ADD"));
+        hostile_support::assert_state_whole(&node, &format!("round {round} after the next ADD"));
     }
     // Readers skip stale temporary files: GC lists records without tripping on them.
     node.call("GC", "x").config(&gc).run().ok();
     assert_eq!(node.records(), ["keep@eth0.json"]);
-    eprintln!("{killed} runs killed, {finished} finished first, {stale} stale temporary files seen");
+    eprintln!(
+        "{killed} runs killed, {finished} finished first, {stale} stale temporary files seen"
+    );
     assert!(killed >= 20, "only {killed} of 60 runs were killed mid-way");
 }

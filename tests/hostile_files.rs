@@ -48,7 +48,13 @@ fn symlinks_and_fifos_in_the_state_directory_are_refused_and_left_alone() {
         Box::new(move |s: &Path| symlink(&target, s.join(name)).unwrap())
     };
     let cases: Vec<(&str, Plant, u64, bool, bool)> = vec![
-        ("baseline.json -> a file elsewhere", link_to("baseline.json"), 5, true, true),
+        (
+            "baseline.json -> a file elsewhere",
+            link_to("baseline.json"),
+            5,
+            true,
+            true,
+        ),
         (
             "baseline.json as a FIFO",
             Box::new(|s: &Path| mkfifo(&s.join("baseline.json"))),
@@ -63,7 +69,13 @@ fn symlinks_and_fifos_in_the_state_directory_are_refused_and_left_alone() {
             true,
             true,
         ),
-        ("baseline.lock -> a file elsewhere", link_to("baseline.lock"), 5, false, false),
+        (
+            "baseline.lock -> a file elsewhere",
+            link_to("baseline.lock"),
+            5,
+            false,
+            false,
+        ),
         (
             "attachments.lock as a directory",
             Box::new(|s: &Path| fs::create_dir(s.join("attachments.lock")).unwrap()),
@@ -71,7 +83,13 @@ fn symlinks_and_fifos_in_the_state_directory_are_refused_and_left_alone() {
             false,
             false,
         ),
-        ("uplink.lock -> a file elsewhere", link_to("uplink.lock"), 5, false, false),
+        (
+            "uplink.lock -> a file elsewhere",
+            link_to("uplink.lock"),
+            5,
+            false,
+            false,
+        ),
         (
             "uplink-journal.json -> a file elsewhere",
             link_to("uplink-journal.json"),
@@ -106,9 +124,17 @@ fn symlinks_and_fifos_in_the_state_directory_are_refused_and_left_alone() {
         let check = node.call("CHECK", "c1").config(&conf).run();
         assert_eq!(check.status == 1, *check_fails, "{what}: CHECK {check:?}");
         let status = node.call("STATUS", "c1").config(&conf).run();
-        assert_eq!(status.status == 1, *status_fails, "{what}: STATUS {status:?}");
+        assert_eq!(
+            status.status == 1,
+            *status_fails,
+            "{what}: STATUS {status:?}"
+        );
         node.call("DEL", "c1").config(&conf).run().ok();
-        assert_eq!(outside, tree(&elsewhere), "{what}: something outside changed");
+        assert_eq!(
+            outside,
+            tree(&elsewhere),
+            "{what}: something outside changed"
+        );
         // The planted object is still exactly there (the baseline may have been recorded
         // beside it: that is the host's, not partial state).
         let after = tree(&state);
@@ -127,7 +153,11 @@ fn planted_records_are_replaced_or_dropped_never_followed() {
     let attachments = node.state().join("attachments");
     node.call("ADD", "c0").config(&conf).run().ok();
     // A symlink and a FIFO where records go, and a FIFO under another record's name.
-    symlink(elsewhere.join("precious.json"), attachments.join("c1@eth0.json")).unwrap();
+    symlink(
+        elsewhere.join("precious.json"),
+        attachments.join("c1@eth0.json"),
+    )
+    .unwrap();
     mkfifo(&attachments.join("c2@eth0.json"));
     mkfifo(&attachments.join("stray@eth0.json"));
     node.call("ADD", "c1").config(&conf).run().ok();
@@ -137,16 +167,28 @@ fn planted_records_are_replaced_or_dropped_never_followed() {
         assert!(meta.is_file(), "{name} was not replaced by a record");
     }
     // GC keeps the valid ones and drops what is not a record, without reading through it.
-    symlink(elsewhere.join("precious.json"), attachments.join("link@eth0.json")).unwrap();
+    symlink(
+        elsewhere.join("precious.json"),
+        attachments.join("link@eth0.json"),
+    )
+    .unwrap();
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([
         {"containerID": "c1", "ifname": "eth0"},
         {"containerID": "c2", "ifname": "eth0"},
     ]);
-    node.call("GC", "").unset("CNI_CONTAINERID").config(&gc).run().ok();
+    node.call("GC", "")
+        .unset("CNI_CONTAINERID")
+        .config(&gc)
+        .run()
+        .ok();
     assert_eq!(node.records(), ["c1@eth0.json", "c2@eth0.json"]);
     node.call("DEL", "c1").config(&conf).run().ok();
-    assert_eq!(outside, tree(&elsewhere), "something outside the state directory changed");
+    assert_eq!(
+        outside,
+        tree(&elsewhere),
+        "something outside the state directory changed"
+    );
 }
 
 /// A symlinked `attachments` directory would make ADD write records, and GC delete files, in a
@@ -163,9 +205,17 @@ fn a_symlinked_attachments_directory_is_refused() {
     assert!(err.to_string().contains("attachments"), "{err}");
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([]);
-    node.call("GC", "").unset("CNI_CONTAINERID").config(&gc).run().error(5);
+    node.call("GC", "")
+        .unset("CNI_CONTAINERID")
+        .config(&gc)
+        .run()
+        .error(5);
     node.call("DEL", "c1").config(&conf).run().ok();
-    assert_eq!(outside, tree(&elsewhere), "ADD or GC reached through the symlink");
+    assert_eq!(
+        outside,
+        tree(&elsewhere),
+        "ADD or GC reached through the symlink"
+    );
 }
 
 #[test]
@@ -220,11 +270,19 @@ fn a_fifo_symlink_or_directory_as_log_file_never_blocks_a_call() {
                 .config(&conf)
                 .run_within(Duration::from_secs(10))
                 .unwrap_or_else(|| panic!("{verb} hung on log file {}", log.display()));
-            assert_eq!(out.status, 0, "{verb} with log file {}: {out:?}", log.display());
+            assert_eq!(
+                out.status,
+                0,
+                "{verb} with log file {}: {out:?}",
+                log.display()
+            );
             assert!(out.stderr.contains("log file"), "no warning: {out:?}");
         }
     }
-    assert!(!node.dir.join("elsewhere.log").exists(), "the log symlink was followed");
+    assert!(
+        !node.dir.join("elsewhere.log").exists(),
+        "the log symlink was followed"
+    );
 }
 
 /// Runs `script` with `sh -eu` in a private mount namespace (`unshare -m`, propagation private,
@@ -324,7 +382,13 @@ done
         ],
         "{text}"
     );
-    assert!(calls[0].2["details"].as_str().unwrap().contains("No space left"), "{text}");
+    assert!(
+        calls[0].2["details"]
+            .as_str()
+            .unwrap()
+            .contains("No space left"),
+        "{text}"
+    );
     assert!(text.contains("after-full: c1@eth0.json \n"), "{text}");
     assert!(text.contains("final: c2@eth0.json \n"), "{text}");
     assert!(text.contains("temps: 0\n"), "{text}");
@@ -373,7 +437,11 @@ call GC c1 "$C"
         ],
         "{text}"
     );
-    assert_eq!(before, tree(&node.state()), "the read-only directory changed");
+    assert_eq!(
+        before,
+        tree(&node.state()),
+        "the read-only directory changed"
+    );
     assert!(temp_files(&node.state()).is_empty());
 }
 
@@ -397,9 +465,18 @@ fn hostile_files_in_the_conf_dir_are_named_and_never_read() {
     type Plant = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, Plant)> = vec![
         ("a FIFO", Box::new(|p: &Path| mkfifo(p))),
-        ("a symlink loop", Box::new(|p: &Path| symlink(p, p).unwrap())),
-        ("a link to /dev/zero", Box::new(|p: &Path| symlink("/dev/zero", p).unwrap())),
-        ("a link to /dev/tty", Box::new(|p: &Path| symlink("/dev/tty", p).unwrap())),
+        (
+            "a symlink loop",
+            Box::new(|p: &Path| symlink(p, p).unwrap()),
+        ),
+        (
+            "a link to /dev/zero",
+            Box::new(|p: &Path| symlink("/dev/zero", p).unwrap()),
+        ),
+        (
+            "a link to /dev/tty",
+            Box::new(|p: &Path| symlink("/dev/tty", p).unwrap()),
+        ),
         (
             "2 MiB",
             Box::new(|p: &Path| {
@@ -423,7 +500,11 @@ fn hostile_files_in_the_conf_dir_are_named_and_never_read() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_ne!(out.status.code(), Some(0), "{what}: {stderr}");
         assert!(stderr.contains("10-calico.conflist"), "{what}: {stderr}");
-        assert_eq!(before, without_lock(tree(&conf_dir)), "{what}: the conf dir changed");
+        assert_eq!(
+            before,
+            without_lock(tree(&conf_dir)),
+            "{what}: the conf dir changed"
+        );
     }
     // A FIFO as install's lock file and as the output's name: the lock still works, the FIFO at
     // the output is refused (never replaced, never opened for writing).

@@ -108,7 +108,13 @@ fn eight_mib_strings_are_refused_at_the_stdin_cap() {
     let node = Node::new("big");
     let before = node.picture();
     let big = "a".repeat(8 << 20);
-    for pointer in ["/name", "/stateDir", "/logFile", "/prevResult/dns", "/uplink/interface"] {
+    for pointer in [
+        "/name",
+        "/stateDir",
+        "/logFile",
+        "/prevResult/dns",
+        "/uplink/interface",
+    ] {
         let value = if pointer.ends_with("Dir") || pointer.ends_with("File") {
             format!("/{big}")
         } else {
@@ -149,12 +155,27 @@ fn every_key_with_a_wrong_type_is_code_7_naming_the_key() {
     let not_object = || vec![json!(1), json!("x"), json!(true), json!([])];
     let not_array = || vec![json!(1), json!("x"), json!(true), json!({})];
     let mut cases: Vec<(&str, Vec<Value>)> = vec![
-        ("/cniVersion", vec![json!(1), json!(true), json!([]), json!({}), json!("")]),
-        ("/name", vec![json!(1), json!(true), json!([]), json!({}), json!("")]),
-        ("/prevResult", vec![json!([]), json!(1), json!("x"), json!(true)]),
-        ("/logFile", [not_string(), vec![json!("relative.log"), json!("")]].concat()),
+        (
+            "/cniVersion",
+            vec![json!(1), json!(true), json!([]), json!({}), json!("")],
+        ),
+        (
+            "/name",
+            vec![json!(1), json!(true), json!([]), json!({}), json!("")],
+        ),
+        (
+            "/prevResult",
+            vec![json!([]), json!(1), json!("x"), json!(true)],
+        ),
+        (
+            "/logFile",
+            [not_string(), vec![json!("relative.log"), json!("")]].concat(),
+        ),
         ("/logLevel", [not_string(), vec![json!("loud")]].concat()),
-        ("/stateDir", [not_string(), vec![json!("var/lib"), json!("")]].concat()),
+        (
+            "/stateDir",
+            [not_string(), vec![json!("var/lib"), json!("")]].concat(),
+        ),
         ("/routes", not_object()),
         ("/routes/restore", not_bool()),
         ("/rules", not_object()),
@@ -162,26 +183,56 @@ fn every_key_with_a_wrong_type_is_code_7_naming_the_key() {
         ("/rules/match/0", [not_object(), vec![json!({})]].concat()),
         ("/rules/restore", not_bool()),
         ("/uplink", not_object()),
-        ("/uplink/interface", [not_string(), vec![json!(""), json!("a/b"), json!("x".repeat(16))]].concat()),
-        ("/uplink/bridge", [not_string(), vec![json!(".."), json!("a b"), json!("a:b")]].concat()),
+        (
+            "/uplink/interface",
+            [
+                not_string(),
+                vec![json!(""), json!("a/b"), json!("x".repeat(16))],
+            ]
+            .concat(),
+        ),
+        (
+            "/uplink/bridge",
+            [not_string(), vec![json!(".."), json!("a b"), json!("a:b")]].concat(),
+        ),
         ("/refuse", not_object()),
         ("/refuse/team", not_bool()),
         ("/refuse/networkManager", not_bool()),
         ("/networkManager", not_object()),
-        ("/networkManager/runDir", [not_string(), vec![json!("run")]].concat()),
-        ("/networkManager/confDir", [not_string(), vec![json!("etc")]].concat()),
+        (
+            "/networkManager/runDir",
+            [not_string(), vec![json!("run")]].concat(),
+        ),
+        (
+            "/networkManager/confDir",
+            [not_string(), vec![json!("etc")]].concat(),
+        ),
         ("/waitFor", not_object()),
         ("/waitFor/interfaces", not_array()),
         ("/waitFor/interfaces/0", not_object()),
-        ("/waitFor/interfaces/0/name", [not_string(), vec![json!(""), json!("../x")]].concat()),
+        (
+            "/waitFor/interfaces/0/name",
+            [not_string(), vec![json!(""), json!("../x")]].concat(),
+        ),
         ("/waitFor/interfaces/0/up", not_bool()),
         (
             "/waitFor/interfaces/0/cidr",
-            [not_string(), vec![json!("10.0.0.0/33"), json!("::/129"), json!("tunl0")]].concat(),
+            [
+                not_string(),
+                vec![json!("10.0.0.0/33"), json!("::/129"), json!("tunl0")],
+            ]
+            .concat(),
         ),
         (
             "/waitFor/timeoutMs",
-            vec![json!("1"), json!(true), json!(-1), json!(1.5), json!(120_001), json!([])],
+            vec![
+                json!("1"),
+                json!(true),
+                json!(-1),
+                json!(1.5),
+                json!(120_001),
+                json!([]),
+            ],
         ),
     ];
     for key in ["priority", "table", "fwmark"] {
@@ -190,15 +241,29 @@ fn every_key_with_a_wrong_type_is_code_7_naming_the_key() {
     }
     for key in ["src", "dst"] {
         let pointer: &'static str = Box::leak(format!("/rules/match/0/{key}").into_boxed_str());
-        cases.push((pointer, [not_string(), vec![json!("10.0.0.300/8")]].concat()));
+        cases.push((
+            pointer,
+            [not_string(), vec![json!("10.0.0.300/8")]].concat(),
+        ));
     }
     for key in ["iif", "oif"] {
         let pointer: &'static str = Box::leak(format!("/rules/match/0/{key}").into_boxed_str());
-        cases.push((pointer, [not_string(), vec![json!("x".repeat(16))]].concat()));
+        cases.push((
+            pointer,
+            [not_string(), vec![json!("x".repeat(16))]].concat(),
+        ));
     }
     cases.push((
         "/rules/match/0/protocol",
-        vec![json!(true), json!([]), json!({}), json!(256), json!(-1), json!(1.5), json!("bogus")],
+        vec![
+            json!(true),
+            json!([]),
+            json!({}),
+            json!(256),
+            json!(-1),
+            json!(1.5),
+            json!("bogus"),
+        ],
     ));
 
     let mut runs = 0;
@@ -211,18 +276,34 @@ fn every_key_with_a_wrong_type_is_code_7_naming_the_key() {
                 let msg = err["msg"].as_str().unwrap();
                 // A wrong type inside a selector or interface entry is named by its parent when
                 // the parent itself is the wrong type.
-                assert!(msg.contains(&key), "{what}: the message does not name {key}: {msg}");
+                assert!(
+                    msg.contains(&key),
+                    "{what}: the message does not name {key}: {msg}"
+                );
             }
             runs += 2;
         }
     }
     // The GC key, and a version that exists in no spec.
     let gc = with(full(&node), "/name", json!("n"));
-    for value in [json!(1), json!("x"), json!({}), json!([{"containerID": 1, "ifname": "e"}])] {
+    for value in [
+        json!(1),
+        json!("x"),
+        json!({}),
+        json!([{"containerID": 1, "ifname": "e"}]),
+    ] {
         let mut conf = gc.clone();
         conf["cni.dev/valid-attachments"] = value.clone();
-        let err = refused(&node, conf.to_string().as_bytes(), 7, &format!("attachments {value}"));
-        assert!(err[0]["msg"].as_str().unwrap().contains("cni.dev/valid-attachments"));
+        let err = refused(
+            &node,
+            conf.to_string().as_bytes(),
+            7,
+            &format!("attachments {value}"),
+        );
+        assert!(err[0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("cni.dev/valid-attachments"));
     }
     let conf = with(full(&node), "/cniVersion", json!("9.9.9"));
     refused(&node, conf.to_string().as_bytes(), 1, "cniVersion 9.9.9");
@@ -237,17 +318,35 @@ fn invalid_utf8_and_nul_bytes_are_refused() {
     let base = full(&node).to_string();
     let splice = |needle: &str, bytes: &[u8]| -> Vec<u8> {
         let at = base.find(needle).unwrap() + needle.len();
-        [base[..at].as_bytes(), bytes, base[at..].as_bytes()].concat()
+        [&base.as_bytes()[..at], bytes, &base.as_bytes()[at..]].concat()
     };
     let decoding: Vec<(&str, Vec<u8>)> = vec![
-        ("0xff in the name", splice(r#""name":"#, b"\"\xff\xfe\",\"x\":")),
-        ("overlong slash in stateDir", splice(r#""stateDir":""#, b"\xc0\xaf")),
-        ("a lone surrogate escape", splice(r#""name":"#, br#""\ud800","x":"#)),
-        ("invalid UTF-8 as a key", splice("{", b"\"\xed\xa0\x80\":1,")),
+        (
+            "0xff in the name",
+            splice(r#""name":"#, b"\"\xff\xfe\",\"x\":"),
+        ),
+        (
+            "overlong slash in stateDir",
+            splice(r#""stateDir":""#, b"\xc0\xaf"),
+        ),
+        (
+            "a lone surrogate escape",
+            splice(r#""name":"#, br#""\ud800","x":"#),
+        ),
+        (
+            "invalid UTF-8 as a key",
+            splice("{", b"\"\xed\xa0\x80\":1,"),
+        ),
         ("a raw NUL inside a string", splice(r#""name":""#, b"a\0b")),
         ("a raw NUL between tokens", splice("{", b"\0")),
-        ("a UTF-16 byte order mark", [&[0xfe, 0xff][..], base.as_bytes()].concat()),
-        ("UTF-16 text", base.encode_utf16().flat_map(u16::to_be_bytes).collect()),
+        (
+            "a UTF-16 byte order mark",
+            [&[0xfe, 0xff][..], base.as_bytes()].concat(),
+        ),
+        (
+            "UTF-16 text",
+            base.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        ),
     ];
     for (what, stdin) in &decoding {
         refused(&node, stdin, 6, what);
@@ -267,7 +366,16 @@ fn hostile_environment_is_code_4_and_touches_nothing() {
     let conf = full(&node);
     let long = "x".repeat(1 << 16);
     let ids = [
-        "../../etc/cni", "..", ".", "/abs", "a/../../b", "a\\b", "-rf", "%2e%2e", "a b", &long,
+        "../../etc/cni",
+        "..",
+        ".",
+        "/abs",
+        "a/../../b",
+        "a\\b",
+        "-rf",
+        "%2e%2e",
+        "a b",
+        &long,
     ];
     for id in ids {
         for verb in ["ADD", "CHECK", "DEL"] {
@@ -275,17 +383,38 @@ fn hostile_environment_is_code_4_and_touches_nothing() {
             out.error(4);
         }
     }
-    let ifnames = ["../x", "..", ".", "a/b", "a:b", "a b", "a\tb", "0123456789abcdef", &long];
+    let ifnames = [
+        "../x",
+        "..",
+        ".",
+        "a/b",
+        "a:b",
+        "a b",
+        "a\tb",
+        "0123456789abcdef",
+        &long,
+    ];
     for ifname in ifnames {
         for verb in ["ADD", "CHECK", "DEL"] {
-            let out = node.call(verb, "c1").env("CNI_IFNAME", ifname).config(&conf).run();
+            let out = node
+                .call(verb, "c1")
+                .env("CNI_IFNAME", ifname)
+                .config(&conf)
+                .run();
             let err = out.error(4);
             assert!(err["msg"].as_str().unwrap().contains("CNI_IFNAME"), "{err}");
-            assert!(err.to_string().len() < 2048, "the error quotes all of {ifname:.20}");
+            assert!(
+                err.to_string().len() < 2048,
+                "the error quotes all of {ifname:.20}"
+            );
         }
     }
     for netns in ["relative/ns", "ns"] {
-        node.call("ADD", "c1").env("CNI_NETNS", netns).config(&conf).run().error(4);
+        node.call("ADD", "c1")
+            .env("CNI_NETNS", netns)
+            .config(&conf)
+            .run()
+            .error(4);
     }
     for command in ["add", "ADD\n", " ADD", "ADDX", "", &long] {
         node.call(command, "c1").config(&conf).run().error(4);
@@ -293,7 +422,10 @@ fn hostile_environment_is_code_4_and_touches_nothing() {
     // Bytes that are not UTF-8 cannot reach a String: the variable counts as missing.
     let mut cmd = node.call("ADD", "c1").command();
     use std::os::unix::ffi::OsStringExt;
-    cmd.env("CNI_CONTAINERID", std::ffi::OsString::from_vec(b"c\xff1".to_vec()));
+    cmd.env(
+        "CNI_CONTAINERID",
+        std::ffi::OsString::from_vec(b"c\xff1".to_vec()),
+    );
     let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -319,7 +451,10 @@ fn unusual_but_valid_names_stay_inside_the_state_directory() {
         ("c.-_1", "-"),
         (longest.as_str(), "eth0"),
         (longest.as_str(), "%%%%%%%%%%%%%%%"),
-        (longest.as_str(), "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"),
+        (
+            longest.as_str(),
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
+        ),
     ];
     for (id, ifname) in cases {
         let out = node

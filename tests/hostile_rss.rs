@@ -66,7 +66,10 @@ fn sixty_four_mib_on_stdin_is_refused_with_bounded_reading_and_memory() {
     let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(err["code"], 6, "{err}");
-    assert!(err["msg"].as_str().unwrap().contains("larger than"), "{err}");
+    assert!(
+        err["msg"].as_str().unwrap().contains("larger than"),
+        "{err}"
+    );
     // Read: the cap plus at most a pipe's buffer (64 KiB by default, 1 MiB at most).
     assert!(
         written <= CAP + (2 << 20),

@@ -363,3 +363,36 @@ impl Call {
 pub fn mkfifo(path: &Path) {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
 }
+
+/// Every file under the state directory that a reader would load is whole JSON (the baseline and
+/// the attachment records also of the right shape); returns how many stale temporary files
+/// there are, which readers skip.
+pub fn assert_state_whole(node: &Node, when: &str) -> usize {
+    let mut temps = 0;
+    for (path, entry) in tree(&node.state()) {
+        let name = std::path::Path::new(&path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with(".hostguard-tmp-") {
+            temps += 1;
+            continue;
+        }
+        let FileEntry::File { bytes, .. } = entry else {
+            continue;
+        };
+        if name.ends_with(".lock") {
+            continue;
+        }
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{when}: {path} is half-written ({e}): {bytes:?}"));
+        if name == "baseline.json" {
+            assert_eq!(value["version"], 1, "{when}: {path}");
+            assert!(value["routes"].is_array(), "{when}: {path}");
+        } else if path.starts_with("attachments/") {
+            assert!(value["containerID"].is_string(), "{when}: {path}");
+        }
+    }
+    temps
+}
