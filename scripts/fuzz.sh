@@ -113,9 +113,18 @@ summarize() { # TARGET SECONDS LOG RC
 	cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -n 1 | cut -d' ' -f2)
 	if ((rc == 0)); then
 		hg_ok "fuzz $target ${seconds}s" "$execs execs, cov ${cov:-?}"
-	else
-		hg_fail "fuzz $target ${seconds}s (exit $rc)" "$(grep -E 'ERROR|panicked|Test unit written|SUMMARY' "$log" | head -n 8)" "log: $log"
+		return
 	fi
+	# stderr was closed during the run; replay the crash with it open for the panic message.
+	local artifact
+	artifact=$(grep -o 'Test unit written to .*' "$log" | tail -n 1 | cut -d' ' -f5)
+	if [[ -f $artifact ]]; then
+		printf '\n==== replay of %s\n' "$artifact" >>"$log"
+		"$(bin_of "$target")" "$artifact" >>"$log" 2>&1
+	fi
+	hg_fail "fuzz $target ${seconds}s (exit $rc)" \
+		"$(grep -E -A2 'ERROR: libFuzzer|panicked at' "$log" | head -n 12)" \
+		"input: ${artifact:-none}; copy it to fuzz/regressions/$target/ with the fix" "log: $log"
 }
 
 case ${1:-} in
