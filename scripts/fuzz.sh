@@ -103,6 +103,18 @@ run_target() {
 	return "$rc"
 }
 
+# Scratch directories the targets made under /dev/shm (hg-fuzz-PID-NAME), once PID is gone.
+clean_scratch() {
+	local dir pid
+	for dir in /dev/shm/hg-fuzz-*; do
+		[[ -d $dir ]] || continue
+		pid=${dir#/dev/shm/hg-fuzz-}
+		pid=${pid%%-*}
+		[[ $pid =~ ^[0-9]+$ ]] || continue
+		kill -0 "$pid" 2>/dev/null || rm -rf -- "$dir"
+	done
+}
+
 stat_of() { # LOG KEY: a -print_final_stats value
 	awk -v key="stat::$2:" '$1 == key { v = $2 } END { print v + 0 }' "$1"
 }
@@ -182,6 +194,7 @@ for target in "${selected[@]}"; do
 	rc=0
 	run_target "$target" "$seconds" "$log" || rc=$?
 	summarize "$target" "$seconds" "$log" "$rc"
+	clean_scratch
 done
 hg_summary
 ((HG_FAIL == 0))

@@ -284,6 +284,60 @@ fn netlink(seeds: &Seeds, testdata: &Path) {
     seeds.put("netlink_messages", "kernel-rules", &datagram);
 }
 
+/// Uplink journals as a killed attach leaves them: the release binary is run (in this process's
+/// namespace, set up by `netlink`) with the uplink code's own crash hook after several steps.
+fn journals(seeds: &Seeds, repo: &Path) {
+    let bin = repo.join("target/release/hostguard");
+    if !bin.exists() {
+        eprintln!("no {}: journal seeds skipped (cargo build --release)", bin.display());
+        return;
+    }
+    for cmd in [
+        "link add eth1 type veth peer name p1",
+        "link set eth1 up",
+        "addr add 172.27.0.3/24 dev eth1",
+        "-6 addr add fd01::3/64 dev eth1 nodad",
+        "route add default via 172.27.0.1 dev eth1 table 100",
+        "route add 10.9.0.0/16 via 172.27.0.1 dev eth1",
+    ] {
+        ip(cmd);
+    }
+    let state = PathBuf::from(format!("/dev/shm/hg-seedgen-{}", std::process::id()));
+    let run = |verb: &str, conf: &Value, crash_after: Option<usize>| {
+        let mut cmd = Command::new(&bin);
+        cmd.env_clear()
+            .env("CNI_COMMAND", verb)
+            .env("CNI_CONTAINERID", "c1")
+            .env("CNI_NETNS", "/run/netns/none")
+            .env("CNI_IFNAME", "eth0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(step) = crash_after {
+            cmd.env("HOSTGUARD_TEST_CRASH_AFTER_STEP", step.to_string());
+        }
+        let mut child = cmd.spawn().expect("run hostguard");
+        use std::io::Write;
+        let _ = child.stdin.take().unwrap().write_all(conf.to_string().as_bytes());
+        let _ = child.wait();
+    };
+    let conf = json!({"cniVersion": "1.1.0", "name": "n", "type": "hostguard",
+                      "stateDir": state.display().to_string(), "prevResult": {},
+                      "uplink": {"interface": "eth1", "bridge": "br-seed"}});
+    for step in [0, 2, 4, 6, 8] {
+        let _ = fs::remove_dir_all(&state);
+        run("ADD", &conf, Some(step));
+        if let Ok(journal) = fs::read(state.join("uplink-journal.json")) {
+            let mut input = vec![2u8];
+            input.extend(journal);
+            seeds.put("state_files", &format!("journal-after-step-{step}"), &input);
+        }
+        // DEL recovers (rolls back) so the next attempt starts from the same host.
+        run("DEL", &conf, None);
+    }
+    let _ = fs::remove_dir_all(&state);
+}
+
 fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let testdata = repo.join("testdata");
@@ -296,5 +350,6 @@ fn main() {
     config_files(&seeds, &testdata);
     state(&seeds);
     netlink(&seeds, &testdata);
+    journals(&seeds, &repo);
     println!("seeds written to {}", seeds.root.display());
 }

@@ -1,9 +1,14 @@
 //! State files as hostguard reads them back: `baseline.json` (default routes and guarded rules
-//! with their netlink bytes in hex) and attachment records, through `StateDir` from a file on
-//! tmpfs. Every route of a baseline that loads is turned into the netlink message a restore would
-//! send and emitted to bytes; every guarded rule is decoded from its hex and emitted again.
+//! with their netlink bytes in hex), attachment records, and the uplink journal, through
+//! `StateDir` from a file on tmpfs. Every route of a baseline that loads is turned into the
+//! netlink message a restore would send and emitted to bytes; every guarded rule is decoded from
+//! its hex and emitted again. A journal is handed to crash recovery (`uplink::recover`), which
+//! finishes or rolls back the move it describes: that runs in a network namespace of this
+//! process's own, and the journal's `netns` is set to that namespace so recovery does not just
+//! set it aside as foreign.
 //!
-//! Input: one byte choosing the file (even: baseline.json, odd: an attachment record), then it.
+//! Input: one byte choosing the file (0: baseline.json, 1: an attachment record, 2: the uplink
+//! journal, modulo 3), then the file.
 #![no_main]
 
 use std::collections::HashMap;
@@ -11,13 +16,54 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use hostguard::host::routes::{self, DefaultRoute};
+use hostguard::host::uplink;
 use hostguard::state::{self, AttachmentRecord, Baseline, StateDir};
 use libfuzzer_sys::fuzz_target;
 use netlink_packet_core::Emitable;
 
 fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| hostguard_fuzz::scratch("state"))
+    DIR.get_or_init(|| {
+        hostguard_fuzz::private_network_namespace();
+        hostguard_fuzz::scratch("state")
+    })
+}
+
+/// The journal bytes with `netns` naming this process's namespace, when they are an object.
+fn as_local_journal(body: &[u8]) -> Vec<u8> {
+    let Ok(serde_json::Value::Object(mut journal)) = serde_json::from_slice(body) else {
+        return body.to_vec();
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/ns/net") else {
+        return body.to_vec();
+    };
+    if journal.contains_key("netns") {
+        journal.insert(
+            "netns".into(),
+            std::os::unix::fs::MetadataExt::ino(&meta).into(),
+        );
+    }
+    serde_json::to_vec(&journal).unwrap_or_else(|_| body.to_vec())
+}
+
+fn exercise_journal(state: &StateDir, body: &[u8]) {
+    let path = state.journal_path();
+    let set_aside = state.root().join("uplink-journal.set-aside.json");
+    let _ = std::fs::remove_file(&set_aside);
+    std::fs::write(&path, as_local_journal(body)).expect("write journal");
+    match uplink::recover(state) {
+        // Finished, rolled back or set aside: no journal is left to act on.
+        Ok(Some(_)) => assert!(!path.exists(), "recovery reported done but kept the journal"),
+        // Nothing to do only when there was nothing there.
+        Ok(None) => assert!(!path.exists()),
+        // Whatever went wrong, the journal stays for the next run, or is kept aside for the
+        // operator when the rollback could not undo everything.
+        Err(err) => assert!(
+            path.exists() || set_aside.exists(),
+            "recovery failed and lost the journal: {err}"
+        ),
+    }
+    let _ = std::fs::remove_file(&path);
 }
 
 fn exercise_route(route: &DefaultRoute) {
@@ -40,7 +86,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let dir = dir();
     let state = StateDir::open(dir).expect("open scratch state dir");
-    if selector % 2 == 0 {
+    if selector % 3 == 2 {
+        exercise_journal(&state, body);
+    } else if selector % 3 == 0 {
         // Straight from bytes, and through the reader that guards the real file.
         let direct = serde_json::from_slice::<Baseline>(body);
         std::fs::write(dir.join(state::BASELINE_FILE), body).expect("write baseline");

@@ -22,7 +22,7 @@ pub fn fields(data: &[u8], n: usize) -> Vec<&[u8]> {
 }
 
 /// A scratch directory on tmpfs (fsync is cheap there) private to this fuzzing process, emptied
-/// by the caller as it needs.
+/// by the caller as it needs. `scripts/fuzz.sh` removes those of processes that are gone.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = PathBuf::from("/dev/shm").join(format!("hg-fuzz-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
