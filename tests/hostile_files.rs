@@ -524,3 +524,44 @@ fn hostile_files_in_the_conf_dir_are_named_and_never_read() {
     assert!(stderr.contains("00-hostguard.conflist"), "{stderr}");
     assert!(temp_files(&conf_dir).is_empty());
 }
+
+/// NetworkManager configuration is read on every ADD while NetworkManager runs (and by doctor):
+/// `unmanaged-devices+=` lists spread over several files, each under the 1 MiB cap, must be
+/// merged in bounded time, not by comparing every spec with every other.
+#[test]
+fn networkmanager_lists_growing_over_many_files_are_merged_without_hanging() {
+    let dir = common::TempDir::new("nmlists");
+    let conf_d = dir.join("etc/NetworkManager/conf.d");
+    fs::create_dir_all(&conf_d).unwrap();
+    fs::write(
+        dir.join("etc/NetworkManager/NetworkManager.conf"),
+        "[main]\n",
+    )
+    .unwrap();
+    for file in 0..4 {
+        let specs: Vec<String> = (0..90_000).map(|i| format!("f{file}x{i:x}")).collect();
+        let body = format!("[keyfile]\nunmanaged-devices+={}\n", specs.join(","));
+        assert!(body.len() < 1 << 20);
+        fs::write(conf_d.join(format!("{file}0-list.conf")), body).unwrap();
+    }
+    let mut child = Command::new(common::BIN)
+        .env_remove("CNI_COMMAND")
+        .args(["doctor", "--json", "--root"])
+        .arg(&dir.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + hostile_support::HANG;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "doctor did not finish reading 4 files of 90 000 unmanaged-devices+= specs in {:?}",
+                hostile_support::HANG
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
