@@ -68,10 +68,18 @@ fn full_config(version: &str) -> Value {
 fn cni(seeds: &Seeds) {
     for version in VERSIONS {
         let full = full_config(version);
-        seeds.put("cni_config", &format!("full-{version}"), full.to_string().as_bytes());
+        seeds.put(
+            "cni_config",
+            &format!("full-{version}"),
+            full.to_string().as_bytes(),
+        );
         let minimal = json!({"cniVersion": version, "name": "n", "type": "hostguard",
                              "prevResult": prev_result(version)});
-        seeds.put("cni_config", &format!("minimal-{version}"), minimal.to_string().as_bytes());
+        seeds.put(
+            "cni_config",
+            &format!("minimal-{version}"),
+            minimal.to_string().as_bytes(),
+        );
         for verb in ["ADD", "CHECK", "DEL", "STATUS", "GC", "VERSION"] {
             let mut conf = if verb == "ADD" || verb == "CHECK" {
                 minimal.clone()
@@ -86,7 +94,8 @@ fn cni(seeds: &Seeds) {
                 conf["rules"] = json!({"match": [{"priority": 32766}]});
                 conf["waitFor"] = json!({"interfaces": [{"name": "lo"}], "timeoutMs": 10});
             }
-            let mut input = format!("{verb}\0c1\0/run/netns/x\0eth0\0K8S_POD_NAME=a\0").into_bytes();
+            let mut input =
+                format!("{verb}\0c1\0/run/netns/x\0eth0\0K8S_POD_NAME=a\0").into_bytes();
             input.extend_from_slice(conf.to_string().as_bytes());
             seeds.put("cni_invocation", &format!("{verb}-{version}"), &input);
         }
@@ -116,7 +125,11 @@ fn install(seeds: &Seeds, testdata: &Path) {
     files_under(&testdata.join("e2e"), &mut files);
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let selector = if name.ends_with(".conflist") { 0u8 } else { 1u8 };
+        let selector = if name.ends_with(".conflist") {
+            0u8
+        } else {
+            1u8
+        };
         let mut input = vec![selector];
         input.extend(fs::read(&path).expect("read testdata"));
         seeds.put("conflist", &name, &input);
@@ -128,7 +141,11 @@ fn config_files(seeds: &Seeds, testdata: &Path) {
     let mut files = Vec::new();
     files_under(&doctor, &mut files);
     for path in &files {
-        let rel = path.strip_prefix(&doctor).unwrap().to_string_lossy().replace('/', "_");
+        let rel = path
+            .strip_prefix(&doctor)
+            .unwrap()
+            .to_string_lossy()
+            .replace('/', "_");
         seeds.put("keyfile", &rel, &fs::read(path).expect("read testdata"));
     }
     // One config_dirs seed per doctor case: the files that case has, at the fields' positions.
@@ -142,7 +159,10 @@ fn config_files(seeds: &Seeds, testdata: &Path) {
             let mut found = Vec::new();
             files_under(&root.join(rel), &mut found);
             found.sort();
-            found.first().map(|p| fs::read(p).unwrap_or_default()).unwrap_or_default()
+            found
+                .first()
+                .map(|p| fs::read(p).unwrap_or_default())
+                .unwrap_or_default()
         };
         let fields = [
             read("etc/NetworkManager/NetworkManager.conf"),
@@ -222,7 +242,10 @@ fn netlink(seeds: &Seeds, testdata: &Path) {
     let mut fixtures = Vec::new();
     files_under(&testdata.join("netlink"), &mut fixtures);
     let mut all_links = Vec::new();
-    for path in fixtures.iter().filter(|p| p.extension().is_some_and(|e| e == "hex")) {
+    for path in fixtures
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "hex"))
+    {
         let bytes = hex_fixture(path);
         all_links.extend_from_slice(&bytes);
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
@@ -289,7 +312,10 @@ fn netlink(seeds: &Seeds, testdata: &Path) {
 fn journals(seeds: &Seeds, repo: &Path) {
     let bin = repo.join("target/release/hostguard");
     if !bin.exists() {
-        eprintln!("no {}: journal seeds skipped (cargo build --release)", bin.display());
+        eprintln!(
+            "no {}: journal seeds skipped (cargo build --release)",
+            bin.display()
+        );
         return;
     }
     for cmd in [
@@ -318,7 +344,11 @@ fn journals(seeds: &Seeds, repo: &Path) {
         }
         let mut child = cmd.spawn().expect("run hostguard");
         use std::io::Write;
-        let _ = child.stdin.take().unwrap().write_all(conf.to_string().as_bytes());
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(conf.to_string().as_bytes());
         let _ = child.wait();
     };
     let conf = json!({"cniVersion": "1.1.0", "name": "n", "type": "hostguard",

@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(err) => {
-            assert!(SPEC_CODES.contains(&err.code), "unexpected code {}", err.code);
+            assert!(
+                SPEC_CODES.contains(&err.code),
+                "unexpected code {}",
+                err.code
+            );
             assert!(!err.msg.is_empty());
             let json = err.to_json(peeked.as_deref().unwrap_or("1.1.0"));
             let back: serde_json::Value = serde_json::from_str(&json).expect("error is JSON");

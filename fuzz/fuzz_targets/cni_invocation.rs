@@ -87,7 +87,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(code != 0);
         let msg = err["msg"].as_str().expect("the error has a msg");
         assert!(!msg.is_empty());
-        assert!(!msg.starts_with("internal error"), "a panic was caught: {text}");
+        assert!(
+            !msg.starts_with("internal error"),
+            "a panic was caught: {text}"
+        );
         assert!(err["cniVersion"].is_string());
     } else if let Some(text) = reply {
         let out: Value = serde_json::from_str(&text).expect("a reply is JSON");

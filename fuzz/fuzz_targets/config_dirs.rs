@@ -54,11 +54,19 @@ fuzz_target!(|data: &[u8]| {
     fs::create_dir_all(root.join("proc/4242")).expect("mkdir proc");
     fs::write(root.join("proc/4242/comm"), b"NetworkManager\n").expect("comm");
     fs::create_dir_all(root.join("run/NetworkManager")).expect("mkdir run");
-    fs::write(root.join("run/NetworkManager/NetworkManager.pid"), b"4242\n").expect("pid");
+    fs::write(
+        root.join("run/NetworkManager/NetworkManager.pid"),
+        b"4242\n",
+    )
+    .expect("pid");
 
     let paths = paths(root);
     if let Ok(config) = NmConfig::load(&paths) {
-        for (name, kind) in [("eth0", "ethernet"), ("cali1234", "veth"), ("team0", "team")] {
+        for (name, kind) in [
+            ("eth0", "ethernet"),
+            ("cali1234", "veth"),
+            ("team0", "team"),
+        ] {
             let _ = config.decide(&DeviceMatch {
                 interface_name: name.into(),
                 device_type: Some(kind.into()),

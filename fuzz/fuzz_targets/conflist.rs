@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = discover::form_of(name);
     let _ = discover::is_config_name(name);
     if let Some(out) = discover::output_name_before(name) {
-        assert!(out.as_bytes() < name.as_bytes(), "{out} must sort before {name:?}");
+        assert!(
+            out.as_bytes() < name.as_bytes(),
+            "{out} must sort before {name:?}"
+        );
     }
 
     let _ = validate::output(bytes);

@@ -53,7 +53,10 @@ fn exercise_journal(state: &StateDir, body: &[u8]) {
     std::fs::write(&path, as_local_journal(body)).expect("write journal");
     match uplink::recover(state) {
         // Finished, rolled back or set aside: no journal is left to act on.
-        Ok(Some(_)) => assert!(!path.exists(), "recovery reported done but kept the journal"),
+        Ok(Some(_)) => assert!(
+            !path.exists(),
+            "recovery reported done but kept the journal"
+        ),
         // Nothing to do only when there was nothing there.
         Ok(None) => assert!(!path.exists()),
         // Whatever went wrong, the journal stays for the next run, or is kept aside for the
