@@ -238,8 +238,9 @@ impl Rng {
     }
 }
 
-/// SIGKILL at random moments of ADD (which records the baseline and the attachment), DEL and GC,
-/// on a fresh state directory every few rounds so the first-ADD baseline write is hit too. After
+/// SIGKILL at random moments of ADD (which records the baseline and the attachment), DEL, GC and
+/// `hostguard baseline --update`, on a fresh state directory every few rounds so the first-ADD
+/// baseline write is hit too. After
 /// each kill a normal ADD must complete (no lock outlives its holder) and every file a reader
 /// would load must be whole.
 #[test]
@@ -250,19 +251,27 @@ fn sigkill_at_random_moments_of_every_writer_leaves_whole_files_and_free_locks()
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let (mut killed, mut finished, mut stale) = (0, 0, 0);
-    let mut windows = [20_000u64; 3];
-    for round in 0..60 {
+    let mut windows = [20_000u64; 4];
+    for round in 0..80 {
         if round % 6 == 0 {
             let _ = fs::remove_dir_all(node.state());
         }
         let id = format!("k{round}");
-        let call: Call = match round % 3 {
+        let call: Call = match round % 4 {
             0 => node.call("ADD", &id).config(&conf),
             1 => node.call("DEL", &format!("k{}", round - 1)).config(&conf),
-            _ => node.call("GC", &id).config(&gc),
+            2 => node.call("GC", &id).config(&gc),
+            _ => node.call("ADD", &id).config(&conf),
         };
-        let mut child = call
-            .command()
+        let mut command = call.command();
+        if round % 4 == 3 {
+            // `hostguard baseline --update` rewrites the baseline from the host.
+            command
+                .env_remove("CNI_COMMAND")
+                .args(["baseline", "--update", "--state-dir"]);
+            command.arg(node.state());
+        }
+        let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -280,7 +289,7 @@ fn sigkill_at_random_moments_of_every_writer_leaves_whole_files_and_free_locks()
         }
         // The window adapts per verb so that most runs die somewhere inside, whatever the
         // machine's speed: shorter after a run that finished first, longer after a kill.
-        let window = &mut windows[round % 3];
+        let window = &mut windows[round % 4];
         std::thread::sleep(Duration::from_micros(rng.below(*window)));
         let _ = child.kill();
         let status = child.wait().unwrap();
@@ -307,5 +316,71 @@ fn sigkill_at_random_moments_of_every_writer_leaves_whole_files_and_free_locks()
     eprintln!(
         "{killed} runs killed, {finished} finished first, {stale} stale temporary files seen"
     );
-    assert!(killed >= 20, "only {killed} of 60 runs were killed mid-way");
+    assert!(killed >= 25, "only {killed} of 80 runs were killed mid-way");
+}
+
+/// The uplink disappears (its driver unloaded, a veth peer's namespace deleted) after an attach
+/// was killed part-way: the next calls must finish, undo or set aside the interrupted move and
+/// say what happened, without hanging, failing DEL, or touching the host's other links.
+#[test]
+fn the_uplink_deleted_after_a_killed_attach_is_recovered_or_reported() {
+    let node = Node::new("uplinkgone");
+    let conf = node.conf(
+        "1.1.0",
+        json!({"uplink": {"interface": "eth1", "bridge": "br-up"}}),
+    );
+    let eth0_defaults: Vec<String> = node
+        .host
+        .default_routes()
+        .into_iter()
+        .filter(|r| r.contains("dev eth0"))
+        .collect();
+    for step in [0, 2, 4, 6, 8, 12, 16] {
+        let _ = fs::remove_dir_all(node.state());
+        let _ = node.host.try_ip("link del br-up");
+        node.host.veth_to("eth1", &node.container, "peer1");
+        node.host.ip("addr add 172.27.0.3/24 dev eth1");
+        node.host
+            .ip("route add default via 172.27.0.1 dev eth1 table 100");
+        let killed = node
+            .call("ADD", "c1")
+            .env("HOSTGUARD_TEST_CRASH_AFTER_STEP", &step.to_string())
+            .config(&conf)
+            .run();
+        node.host.ip("link del eth1");
+        // DEL recovers what it can and succeeds whatever it finds.
+        node.call("DEL", "c1").config(&conf).run().ok();
+        let add = node.call("ADD", "c2").config(&conf).run();
+        let err = add.json();
+        assert_eq!(
+            add.status, 1,
+            "step {step} (first ADD {}): {add:?}",
+            killed.status
+        );
+        let code = err["code"].as_u64().unwrap();
+        eprintln!(
+            "step {step}: first ADD {}, then {code}: {}",
+            killed.status, err["msg"]
+        );
+        assert!(code == 104 || code == 5, "step {step}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("eth1") || text.contains("journal"),
+            "step {step}: {err}"
+        );
+        // The journal was acted on: no later call finds it half-done.
+        let journal = node.state().join("uplink-journal.json");
+        if journal.exists() {
+            let again = node.call("DEL", "c2").config(&conf).run();
+            again.ok();
+        }
+        let now = node.host.default_routes();
+        for route in &eth0_defaults {
+            assert!(
+                now.contains(route),
+                "step {step}: lost {route}; now {now:#?}"
+            );
+        }
+        hostile_support::assert_state_whole(&node, &format!("step {step}"));
+    }
 }
