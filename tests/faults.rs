@@ -384,3 +384,40 @@ fn the_uplink_deleted_after_a_killed_attach_is_recovered_or_reported() {
         hostile_support::assert_state_whole(&node, &format!("step {step}"));
     }
 }
+
+/// Attachment records that are not what hostguard wrote: ADD replaces its own, DEL removes its
+/// own without reading it, GC drops those it cannot read, and none of them stops another pod.
+#[test]
+fn corrupt_attachment_records_are_replaced_removed_or_dropped() {
+    let node = Node::new("badrec");
+    let conf = node.conf("1.1.0", json!({}));
+    node.call("ADD", "ok").config(&conf).run().ok();
+    let dir = node.state().join("attachments");
+    let garbage: [&[u8]; 4] = [b"", b"{\"containerID\":", b"\xff\xfe", b"[]"];
+    for (i, bytes) in garbage.iter().enumerate() {
+        fs::write(dir.join(format!("a{i}@eth0.json")), bytes).unwrap();
+        fs::write(dir.join(format!("d{i}@eth0.json")), bytes).unwrap();
+        fs::write(dir.join(format!("g{i}@eth0.json")), bytes).unwrap();
+        node.call("ADD", &format!("a{i}")).config(&conf).run().ok();
+        node.call("DEL", &format!("d{i}")).config(&conf).run().ok();
+        node.call("CHECK", "ok").config(&conf).run().ok();
+    }
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([
+        {"containerID": "ok", "ifname": "eth0"},
+        {"containerID": "a0", "ifname": "eth0"}, {"containerID": "a1", "ifname": "eth0"},
+        {"containerID": "a2", "ifname": "eth0"}, {"containerID": "a3", "ifname": "eth0"},
+    ]);
+    node.call("GC", "x").config(&gc).run().ok();
+    assert_eq!(
+        node.records(),
+        [
+            "a0@eth0.json",
+            "a1@eth0.json",
+            "a2@eth0.json",
+            "a3@eth0.json",
+            "ok@eth0.json"
+        ]
+    );
+    hostile_support::assert_state_whole(&node, "after GC");
+}
