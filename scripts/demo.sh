@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# A few-second tour: a container runtime (our libcni driver) runs the chain
-# bridge + host-local -> $PLUGIN for one container, in throwaway namespaces
-# (a two-uplink "host" like incident 1, a container, an upstream). It shows
-# the host's routes before, the ADD result, the container's address, the
-# host's routes after, DEL, and the cleanup. The machine's own network is
-# never touched. Run as root.
+# hostguard in a few seconds, for a newcomer: a throwaway "node" shaped like
+# incident 1 (two uplinks, two default routes), a bridge CNI config,
+# `hostguard install` chaining it, containerd starting containers through that
+# chain, a CNI agent bug deleting a default route and the next container start
+# restoring it, and a NetworkManager-managed uplink refused. Then everything
+# is removed.
+#
+# Nothing touches this machine's own network or CNI files: the node is a
+# network namespace, and containerd runs in a private mount namespace where
+# /etc/cni/net.d and /opt/cni/bin are this demo's own directories (see
+# scripts/lib/runtimes.sh). Run as root on Debian 12; missing packages are
+# installed first (scripts/lib/deps.sh).
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
-
-# The plugin at the end of the chain. Debian's tuning (a passthrough) stands
-# in until hostguard speaks CNI; then make this "hostguard" (or run
-# PLUGIN=hostguard scripts/demo.sh).
-PLUGIN=${PLUGIN:-hostguard}
 
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -21,13 +22,14 @@ source "$HG_REPO/scripts/lib/deps.sh"
 source "$HG_REPO/scripts/lib/netns.sh"
 # shellcheck source=lib/chain.sh
 source "$HG_REPO/scripts/lib/chain.sh"
-# shellcheck source=lib/cnidriver.sh
-source "$HG_REPO/scripts/lib/cnidriver.sh"
+# shellcheck source=lib/runtimes.sh
+source "$HG_REPO/scripts/lib/runtimes.sh"
 
 hg_require_root
 hg_ensure_deps
 (cd "$HG_REPO" && cargo build --release --locked --quiet) || hg_die "cargo build --release failed"
-hg_build_cnidriver
+HG=$(realpath "${HOSTGUARD_BIN:-$HG_TARGET/release/hostguard}")
+t_start=$(hg_now_ms)
 hg_init
 T=$HG_TMP
 
@@ -36,79 +38,159 @@ if [[ -t 1 ]]; then
 else
 	say() { printf '\n%s\n' "$*"; }
 fi
-show() { # CMD...: print the command as typed, then its output indented
-	printf '  $ %s\n' "$*"
-	"$@" 2>&1 | sed 's/^/    /'
+# node CMD...: show CMD as typed on the node, run it there, indent its output
+node() {
+	local shown="$*"
+	printf '  node$ %s\n' "${shown//$HG/hostguard}"
+	hg_host "$@" 2>&1 | sed 's/^/    /'
+}
+# routes NS: the node's IPv4 routes, the noise words left out
+routes() {
+	ip -n "$1" -4 route show | sed -E 's/ proto (kernel|static)//; s/ scope link//; s/ linkdown//; s/ +$//'
+}
+# side_by_side LEFT_TITLE LEFT_FILE RIGHT_TITLE RIGHT_FILE: lines only on the
+# left are marked -, lines only on the right +
+side_by_side() {
+	awk -v lt="$1" -v rt="$3" '
+		NR == FNR { l[++nl] = $0; inl[$0] = 1; next }
+		{ r[++nr] = $0; inr[$0] = 1 }
+		END {
+			printf "    %-42s   %s\n", lt, rt
+			n = nl > nr ? nl : nr
+			for (i = 1; i <= n; i++) {
+				a = (i in l) ? ((l[i] in inr) ? "  " : "- ") l[i] : ""
+				b = (i in r) ? ((r[i] in inl) ? "  " : "+ ") r[i] : ""
+				printf "    %-42s   %s\n", a, b
+			}
+		}' "$2" "$4"
 }
 
-hg_netns_add HOST_NS
-hg_netns_add CT_NS
-hg_netns_add UP_NS
-hg_setup_two_uplink_host "$HOST_NS" "$UP_NS" || hg_die "host namespace setup failed"
-BIN_DIRS=$(hg_plugin_bin_dirs "$PLUGIN" "$T") || exit 1
-SUBNET=10.88.$(($$ % 250 + 1)).0/24
-CONFLIST=$T/demo.conflist
-hg_write_chain_conflist "$CONFLIST" "$PLUGIN" "$T" "$SUBNET"
-CID=demo-$$
-NETNS_PATH=/run/netns/$CT_NS
+# show_conflist FILE: one entry per plugin, long ones wrapped between keys
+show_conflist() {
+	local f=$1 n i
+	echo "    cniVersion $(jq -r .cniVersion "$f"), name $(jq -r .name "$f"), plugins:"
+	n=$(jq '.plugins | length' "$f")
+	for ((i = 0; i < n; i++)); do
+		jq -c ".plugins[$i]" "$f" | sed -E 's/,"/, "/g; s/":/": /g' | fold -s -w 92 |
+			sed -e '1s/^/    - /' -e '2,$s/^/        /'
+	done
+}
 
-cni() { # VERB: the runtime's call, run from inside the host namespace
-	local t0 rc=0
+hg_netns_add NODE || exit 1
+hg_netns_add UP || exit 1
+hg_setup_two_uplink_host "$NODE" "$UP" || hg_die "node setup failed"
+hg_cgroup_add CG
+hg_holder_start "$NODE" || exit 1
+hg_busybox_rootfs "$T/rootfs" || exit 1
+
+say "hostguard demo: containerd, a bridge CNI, and hostguard chained after it"
+echo "  The \"node\" is the network namespace $NODE (its uplinks' gateways live in $UP);"
+echo "  containerd and the CNI plugins run inside it. \"node\$\" commands run there too."
+
+say "1. The node has two uplinks, each with a default route (incident 1)"
+node ip -4 -br addr show
+node ip route show default
+routes "$NODE" >"$T/routes-0"
+
+say "2. The primary CNI has written its config; hostguard install chains it"
+# the bridge example of conflists/, without its hostguard entry (and IPv4 only)
+jq '.plugins |= map(select(.type != "hostguard"))
+	| .plugins[0].ipam.ranges |= [.[0]] | .plugins[0].ipam.routes |= [.[0]]' \
+	"$HG_REPO/conflists/bridge.conflist" >"$HG_CNI/net.d/10-bridge.conflist"
+jq -n --arg d "$T" '{logFile: ($d + "/hostguard.log"), logLevel: "info", stateDir: ($d + "/hostguard"),
+	routes: {restore: true}}' >"$T/hostguard.json"
+node ls /etc/cni/net.d
+echo "  plugin config ($T/hostguard.json): $(jq -c . "$T/hostguard.json")"
+if "$HG" install --help >/dev/null 2>&1; then
+	node "$HG" install --conf-dir /etc/cni/net.d --bin-dir /opt/cni/bin \
+		--plugin-config "$T/hostguard.json" --state-dir "$T/hostguard" --timeout 5
+else
+	echo "  (hostguard install is not in this build: using the ready conflists/bridge.conflist)"
+	jq --slurpfile c "$T/hostguard.json" '.plugins |= (map(select(.type != "hostguard")) + [$c[0] + {type: "hostguard"}])' \
+		"$HG_CNI/net.d/10-bridge.conflist" >"$HG_CNI/net.d/00-hostguard.conflist"
+	ln -sf "$HG" "$HG_CNI/bin/hostguard"
+fi
+node ls /etc/cni/net.d
+echo "  00-hostguard.conflist, which containerd loads (the first file by name):"
+show_conflist "$HG_CNI/net.d/00-hostguard.conflist"
+
+# run_container ID: ctr run --rm --cni; prints the container's eth0 address
+run_container() {
+	local id=$1 t0 rc=0
 	t0=$(hg_now_ms)
-	hg_run ip netns exec "$HOST_NS" "$HG_CNIDRIVER" "$1" --conflist "$CONFLIST" \
-		--bin-dir "$BIN_DIRS" --cache-dir "$T/cache" --netns "$NETNS_PATH" \
-		--ifname eth0 --container-id "$CID" >"$T/$1.out" 2>"$T/$1.err" || rc=$?
-	printf '  cnidriver %s: exit %d in %d ms\n' "$1" "$rc" "$(($(hg_now_ms) - t0))"
-	if ((rc != 0)); then
-		sed 's/^/    /' "$T/$1.err"
+	hg_run timeout --kill-after=5 60 nsenter --target "$HG_HOLDER" --mount --net \
+		ctr --address "$HG_CTD_SOCK" run --rm --cni --rootfs --runc-root "$T/runc" --fifo-dir "$T/fifo" \
+		--cgroup "/$CG/$id" "$T/rootfs" "$id" /bin/ip -4 -o addr show dev eth0 \
+		</dev/null >"$T/$id.out" 2>"$T/$id.err" || rc=$?
+	printf '  node$ ctr run --rm --cni --rootfs ./rootfs %s ip -4 -o addr show dev eth0\n' "$id"
+	if ((rc == 0)); then
+		awk '{printf "    %s %s   (%s)\n", $2, $4, "'"$(($(hg_now_ms) - t0)) ms"'"}' "$T/$id.out"
+	else
+		sed 's/^/    /' "$T/$id.err"
+		hg_ctr_remove_all
 	fi
 	return "$rc"
 }
 
-say "hostguard demo: libcni runs bridge + host-local -> $PLUGIN"
-echo "  throwaway namespaces: host $HOST_NS, container $CT_NS, upstream $UP_NS"
-echo "  conflist: $(jq -c '[.plugins[].type]' "$CONFLIST"), subnet $SUBNET"
+say "3. containerd starts a container: the bridge gives it an address, hostguard guards the node"
+hg_containerd_start "$T/containerd" || exit 1
+run_container demo1
+routes "$NODE" >"$T/routes-1"
+side_by_side "node routes before" "$T/routes-0" "after the first container" "$T/routes-1"
+echo "  The bridge added its own subnet route; both default routes are as they were."
 
-say "1. The host has two uplinks and two default routes (incident 1):"
-show ip -n "$HOST_NS" -br addr show
-show ip -n "$HOST_NS" route show default
-hg_host_view "$HOST_NS" >"$T/before"
+say "4. A CNI agent bug deletes eth0's default route (what incident 1's agent did)"
+node ip route del default via 172.26.0.1 dev eth0
+routes "$NODE" >"$T/routes-2"
+echo "  The node has lost its first uplink's route. The next container start:"
+run_container demo2
+routes "$NODE" >"$T/routes-3"
+side_by_side "node routes after the bug" "$T/routes-2" "after the next container start" "$T/routes-3"
+jq -r 'select(.msg | startswith("restored")) | "  hostguard log: \(.msg)"' "$T/hostguard.log" 2>/dev/null
 
-say "2. ADD: the runtime attaches container $CID"
-if cni add; then
-	jq -r '"  result (cniVersion \(.cniVersion)):",
-		(.interfaces | to_entries[] | "    interface \(.key): \(.value.name) \(.value.mac)\(if .value.sandbox then " in " + .value.sandbox else "" end)"),
-		(.ips[] | "    ip \(.address) gateway \(.gateway) on interface \(.interface)"),
-		(.routes[]? | "    route \(.dst)")' "$T/add.out"
-
-	say "3. Inside the container"
-	show ip -n "$CT_NS" -br addr show dev eth0
-	show ip -n "$CT_NS" route show
-	gw=$(jq -r '.ips[0].gateway' "$T/add.out")
-	# the gateway is the bridge inside our own host namespace
-	ping=(ping)
-	command -v ping >/dev/null 2>&1 || ping=(busybox ping)
-	show ip netns exec "$CT_NS" "${ping[@]}" -c 1 -W 1 "$gw"
+say "5. An uplink managed by NetworkManager is refused, and left alone"
+# A fake NetworkManager that only this demo's mount namespace sees: a sleeping
+# process whose name reads "NetworkManager" there (a file bound over its
+# /proc/PID/comm), its pid file, and a device record managing eth1. It runs in
+# the node's network namespace: NetworkManager only manages its own namespace's
+# links, and hostguard only counts a NetworkManager that shares its namespace.
+hg_bg NM_PID nsenter --target "$HG_HOLDER" --net sleep 60
+mkdir -p "$T/nm/run/devices" "$T/nm/etc"
+echo NetworkManager >"$T/nm/comm"
+hg_host mount --bind "$T/nm/comm" "/proc/$NM_PID/comm"
+echo "$NM_PID" >"$T/nm/run/NetworkManager.pid"
+ifindex=$(ip -n "$NODE" -o link show dev eth1 | cut -d: -f1)
+printf '[device]\nmanaged=true\n' >"$T/nm/run/devices/$ifindex"
+jq --arg d "$T/nm" '. + {uplink: {interface: "eth1", bridge: "br-sec"},
+	networkManager: {runDir: ($d + "/run"), confDir: ($d + "/etc")}}' "$T/hostguard.json" >"$T/hostguard-uplink.json"
+if "$HG" install --help >/dev/null 2>&1; then
+	hg_host "$HG" install --conf-dir /etc/cni/net.d --plugin-config "$T/hostguard-uplink.json" --timeout 5 >/dev/null 2>&1
 else
-	echo "  ADD failed; the runtime now calls DEL to clean up"
+	jq --slurpfile c "$T/hostguard-uplink.json" '.plugins[-1] = $c[0] + {type: "hostguard"}' \
+		"$HG_CNI/net.d/00-hostguard.conflist" >"$T/chained" && cp "$T/chained" "$HG_CNI/net.d/00-hostguard.conflist"
+fi
+ip -n "$NODE" -o link show dev eth1 >"$T/eth1-before"
+run_container demo3 >"$T/demo3.shown" 2>&1
+refusal=$(jq -c 'select(.level == "error" and (.msg | startswith("code 102")))' "$T/hostguard.log" 2>/dev/null | tail -n 1)
+if [[ -n $refusal ]]; then
+	echo "  hostguard's entry now has \"uplink\": {\"interface\": \"eth1\", \"bridge\": \"br-sec\"},"
+	echo "  and NetworkManager manages eth1 (its device record says managed=true)."
+	cat "$T/demo3.shown"
+	echo "  hostguard's answer to the runtime (CNI error 102):"
+	jq -r '"    " + .msg' <<<"$refusal" | fold -s -w 100 | sed '2,$s/^/    /'
+	if cmp -s "$T/eth1-before" <(ip -n "$NODE" -o link show dev eth1); then
+		echo "  eth1 is untouched: $(ip -n "$NODE" -br link show dev eth1)"
+	else
+		echo "  eth1 CHANGED: $(ip -n "$NODE" -br link show dev eth1)"
+	fi
+else
+	echo "  unexpected: hostguard did not refuse the NetworkManager-managed uplink (see $T/hostguard.log)"
+	exit 1
 fi
 
-say "4. The host after ADD: the bridge added its own link and subnet route"
-show ip -n "$HOST_NS" route show
-if diff -u --label before --label after "$T/before" <(hg_host_view "$HOST_NS") >"$T/diff"; then
-	echo "  default routes and rules: unchanged"
-else
-	echo "  default routes and rules CHANGED:"
-	sed 's/^/    /' "$T/diff"
-fi
-
-say "5. DEL: the runtime detaches the container"
-cni del
-show ip -n "$CT_NS" -br link show
-show ip -n "$HOST_NS" route show default
-
-say "6. Cleanup: every namespace and temp file of this demo goes"
-dir=$T
+say "6. Cleanup"
+hg_containerd_stop
 hg_cleanup
-left=$(ip netns list | awk -v p="hg-$$-" 'index($1, p) == 1' | wc -l)
-echo "  namespaces of this run left: $left; work dir $([[ -e $dir ]] && echo "still there" || echo removed)"
+left=$(hg_run_leftovers)
+echo "  containerd stopped; namespaces, cgroups, mounts and the work dir removed: ${left:-nothing left}"
+echo "  demo took $(($(hg_now_ms) - t_start)) ms"

@@ -23,7 +23,13 @@ pub fn run(args: &[String]) -> i32 {
         eprint!("{USAGE}");
         return 2;
     };
+    let wants_help = rest.iter().any(|a| a == "--help" || a == "-h");
     match command.as_str() {
+        // install and doctor print their own help; these two share the overview.
+        "baseline" | "uplink" if wants_help => {
+            print!("{USAGE}");
+            0
+        }
         "baseline" => baseline(rest),
         "uplink" => uplink(rest),
         "--version" | "-V" | "version" => {

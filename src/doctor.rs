@@ -141,6 +141,10 @@ fn parse_args(args: &[String]) -> std::result::Result<Options, String> {
 /// Runs the subcommand; returns 0 when nothing is found, 1 when something is (or a fix failed),
 /// 2 on a usage error.
 pub fn run(args: &[String]) -> i32 {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return 0;
+    }
     let options = match parse_args(args) {
         Ok(options) => options,
         Err(message) => {

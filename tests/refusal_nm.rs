@@ -50,7 +50,7 @@ impl Node {
 #[test]
 fn a_route_on_a_network_manager_managed_device_is_not_restored() {
     let node = Node::new("nm");
-    let nm = common::FakeNetworkManager::start();
+    let nm = common::FakeNetworkManager::start(&node.host);
     nm.device(node.host.ifindex("eth0"), true);
     nm.device(node.host.ifindex("eth1"), false);
     let extra = json!({ "networkManager": nm.config() });
@@ -82,7 +82,7 @@ fn a_route_on_a_network_manager_managed_device_is_not_restored() {
 #[test]
 fn network_manager_managed_host_interfaces_of_prev_result_are_warned_about() {
     let node = Node::new("nmwarn");
-    let nm = common::FakeNetworkManager::start();
+    let nm = common::FakeNetworkManager::start(&node.host);
     node.host
         .ip("link add veth1234 type veth peer name vethpeer");
     nm.device(node.host.ifindex("veth1234"), true);
@@ -103,7 +103,7 @@ fn network_manager_managed_host_interfaces_of_prev_result_are_warned_about() {
 #[test]
 fn an_uplink_managed_by_network_manager_is_refused_with_102_and_the_host_is_identical() {
     let node = Node::new("nmup");
-    let nm = common::FakeNetworkManager::start();
+    let nm = common::FakeNetworkManager::start(&node.host);
     nm.device(node.host.ifindex("eth1"), true);
     let uplink = json!({
         "networkManager": nm.config(),
@@ -143,4 +143,18 @@ fn an_uplink_managed_by_network_manager_is_refused_with_102_and_the_host_is_iden
             .any(|l| l.contains("via 172.26.0.1 dev eth0")),
         "{defaults:#?}"
     );
+}
+
+#[test]
+fn a_network_manager_in_another_namespace_has_no_say() {
+    let node = Node::new("nmelse");
+    // NetworkManager runs, but in the container's namespace: it manages those links, not ours.
+    let nm = common::FakeNetworkManager::start(&node.container);
+    nm.device(node.host.ifindex("eth1"), true);
+    let uplink = json!({
+        "networkManager": nm.config(),
+        "uplink": {"interface": "eth1", "bridge": "br-sec"},
+    });
+    node.run("ADD", uplink).ok();
+    assert!(node.host.ip("-d link show eth1").contains("master br-sec"));
 }

@@ -105,3 +105,76 @@ hg_result_mac() {
 	jq -r --arg ns "$2" --arg ifn "$3" '
 		[.interfaces[]? | select(.sandbox == $ns and .name == $ifn) | .mac][0] // empty' "$1"
 }
+
+# --- the real runtimes' chain (e2e-containerd, e2e-podman, e2e-install, demo) --
+
+# The policy rule and the readiness interface hg_setup_guarded_host adds, and
+# the hostguard entry that guards / waits for them.
+HG_RULE_PRIO=100
+HG_RULE_TABLE=77
+HG_READY_IF=hg-ready
+HG_READY_NET=192.168.231.0/30
+HG_UPLINK_IF=eth1
+HG_UPLINK_BR=br-up
+
+# hg_setup_guarded_host HOST UPSTREAM SUBNET: incident 1's two uplinks, then
+# what the other guards act on: a policy rule sending SUBNET (the pods) to
+# table 77, whose default route leaves by eth1 (incident 2's kind of rule), and
+# an interface with an address in HG_READY_NET that waitFor waits on (what
+# tunl0 or flannel.1 is on a real node; a veth, as this kernel has no dummy).
+hg_setup_guarded_host() {
+	local host=$1 up=$2 subnet=$3
+	hg_setup_two_uplink_host "$host" "$up" &&
+		ip -n "$host" route add default via 172.26.0.33 dev eth1 proto static table "$HG_RULE_TABLE" &&
+		ip -n "$host" rule add priority "$HG_RULE_PRIO" from "$subnet" table "$HG_RULE_TABLE" &&
+		ip -n "$host" link add "$HG_READY_IF" type veth peer name "$HG_READY_IF-p" &&
+		ip -n "$host" addr add "${HG_READY_NET%.*}.1/30" dev "$HG_READY_IF" &&
+		ip -n "$host" link set "$HG_READY_IF-p" up &&
+		ip -n "$host" link set "$HG_READY_IF" up
+}
+
+# hg_has_uplink BIN: whether this hostguard build attaches uplinks: it knows
+# the `uplink` subcommand (without arguments that is only a usage error).
+hg_has_uplink() {
+	local out
+	out=$("$1" uplink release 2>&1 </dev/null)
+	[[ $out != *'unknown command "uplink"'* ]]
+}
+
+# hg_hostguard_entry DIR [UPLINK]: hostguard's conflist entry for the guarded
+# host: route guard on, rules.match on the pod rule, waitFor on HG_READY_IF,
+# state, log and NetworkManager dirs under DIR; with UPLINK=1 it also attaches
+# eth1 to the bridge br-up.
+hg_hostguard_entry() {
+	local dir=$1 uplink=${2:-0}
+	jq -nc --arg d "$dir" --argjson prio "$HG_RULE_PRIO" --argjson table "$HG_RULE_TABLE" \
+		--arg ready "$HG_READY_IF" --arg net "$HG_READY_NET" --argjson uplink "$uplink" \
+		--arg upif "$HG_UPLINK_IF" --arg upbr "$HG_UPLINK_BR" '
+		{type: "hostguard", logFile: ($d + "/hostguard.log"), logLevel: "debug",
+		 stateDir: ($d + "/hostguard"),
+		 routes: {restore: true},
+		 rules: {match: [{priority: $prio, table: $table}], restore: true},
+		 refuse: {team: true, networkManager: true},
+		 networkManager: {runDir: ($d + "/nm/run"), confDir: ($d + "/nm/etc")},
+		 waitFor: {interfaces: [{name: $ready, up: true, cidr: $net}], timeoutMs: 5000}}
+		+ (if $uplink == 1 then {uplink: {interface: $upif, bridge: $upbr}} else {} end)'
+}
+
+# hg_runtime_conflist NAME SUBNET DIR ENTRY: the upstream a node would have
+# (bridge + host-local + portmap, spec 1.0.0), with ENTRY (JSON, or "" for
+# none) appended. host-local keeps its leases under DIR.
+hg_runtime_conflist() {
+	local name=$1 subnet=$2 dir=$3 entry=${4:-}
+	jq --arg name "$name" --arg ipam "$dir/ipam" --arg subnet "$subnet" --argjson plugin "${entry:-null}" '
+		.name = $name
+		| .plugins[0].ipam.dataDir = $ipam
+		| .plugins[0].ipam.ranges = [[{subnet: $subnet}]]
+		| .plugins += [{type: "portmap", capabilities: {portMappings: true}}]
+		| if $plugin then .plugins += [$plugin] else . end' "$HG_REPO/testdata/e2e/bridge-chain.conflist"
+}
+
+# hg_sorted_view NS: the guarded view (hg_host_view), sorted: restoring a
+# route by append changes its place in the dump, not what it is.
+hg_sorted_view() {
+	hg_host_view "$1" | sort
+}

@@ -78,10 +78,12 @@ hg_indent() {
 	head -n 20 "$1" | sed 's/^/| /'
 }
 
-# The last line is parsed by test.sh: keep its format.
+# The last line is parsed by test.sh: keep its format,
+# "N passed, N failed" or "N passed, N failed, N skipped".
 hg_summary() {
 	if ((HG_SKIP > 0)); then
-		printf '(%d skipped)\n' "$HG_SKIP"
+		printf '%d passed, %d failed, %d skipped\n' "$HG_PASS" "$HG_FAIL" "$HG_SKIP"
+	else
+		printf '%d passed, %d failed\n' "$HG_PASS" "$HG_FAIL"
 	fi
-	printf '%d passed, %d failed\n' "$HG_PASS" "$HG_FAIL"
 }

@@ -8,6 +8,7 @@ HG_DEB_PACKAGES=(
 	containerd podman runc busybox-static # the other real clients' e2e runs
 	golang-go golang-github-appc-cni-dev # the libcni driver (tests/cnidriver)
 	jq iproute2 iptables hyperfine
+	python3-yaml # tests/deploy_files.rs loads the DaemonSet manifest with PyYAML
 )
 
 hg_missing_packages() {

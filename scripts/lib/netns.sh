@@ -6,6 +6,7 @@
 # Every run keeps a registry file, $HG_REGISTRY_DIR/runs/<pid>-<starttime>,
 # listing what it created:
 #   ns  <name> <nsfs inode>     pid <pid> <starttime>     dir <path>
+#   cg  <cgroup name>
 # Cleanup removes only what is listed there, and only when it is still the
 # same object (namespace inode, process start time, directory name pattern),
 # so a namespace or process that merely looks like ours is never touched.
@@ -198,9 +199,48 @@ hg__rm_dir_if_ours() {
 	rm -rf -- "$dir"
 }
 
+# hg_cgroup_add VAR: VAR=hg-<pid>-c<n>, a cgroup name for a runtime's
+# --cgroup / --cgroup-parent. The runtime creates it (in every hierarchy);
+# the cleanup ends, by PID, whatever still runs in it and removes it.
+hg_cgroup_add() {
+	local __hg_var=$1 __hg_name
+	HG_NS_COUNT=$((HG_NS_COUNT + 1))
+	__hg_name=hg-$$-c$HG_NS_COUNT
+	echo "cg $__hg_name" >>"$HG_REG"
+	printf -v "$__hg_var" %s "$__hg_name"
+}
+
+# hg_cgroup_dirs NAME: the directories of cgroup NAME and of its children in
+# every mounted hierarchy (cgroup v1 and v2), deepest first.
+hg_cgroup_dirs() {
+	local root
+	while read -r root; do
+		[[ -d $root/$1 ]] && find "$root/$1" -depth -type d
+	done < <(findmnt -rn -t cgroup,cgroup2 -o TARGET 2>/dev/null)
+}
+
+hg__cgroup_del_if_ours() {
+	local name=$1 dirs dir pids i
+	[[ $name =~ ^hg-[0-9]+-c[0-9]+$ ]] || return 0
+	mapfile -t dirs < <(hg_cgroup_dirs "$name")
+	((${#dirs[@]} > 0)) || return 0
+	# a container whose runtime was killed first keeps running in it
+	for ((i = 0; i < 30; i++)); do
+		pids=$(cat "${dirs[@]/%//cgroup.procs}" 2>/dev/null | sort -u)
+		[[ -n $pids ]] || break
+		# shellcheck disable=SC2086
+		kill -KILL $pids 2>/dev/null
+		sleep 0.1
+	done
+	for dir in "${dirs[@]}"; do
+		rmdir "$dir" 2>/dev/null || hg_log "warning: could not remove cgroup $dir"
+	done
+}
+
 # Remove everything a registry file lists: processes first (nothing should
-# still use what goes next), then namespaces (their veths, bridges, routes and
-# sysctls go with them), then directories.
+# still use what goes next), then what still runs in our cgroups, then
+# namespaces (their veths, bridges, routes and sysctls go with them), then
+# directories.
 hg__cleanup_registry() {
 	local reg=$1 kind a b
 	[[ -f $reg ]] || return 0
@@ -211,6 +251,9 @@ hg__cleanup_registry() {
 		fi
 	done <"$reg"
 	hg__kill_tagged "$(basename "$reg")"
+	while read -r kind a _; do
+		[[ $kind == cg ]] && hg__cgroup_del_if_ours "$a"
+	done <"$reg"
 	while read -r kind a b; do
 		[[ $kind == ns ]] && hg__netns_del_if_same "$a" "$b"
 	done <"$reg"

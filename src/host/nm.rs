@@ -257,13 +257,22 @@ pub enum NmProcess {
     NotRunning,
 }
 
-/// Looks for a live process whose `comm` is `NetworkManager`: first the pid in
+/// Looks for a live process whose `comm` is `NetworkManager`, in the caller's network namespace
+/// (when that cannot be read, it counts: refusing is the safe way to be wrong): first the pid in
 /// `runDir/NetworkManager.pid` (written only when NetworkManager daemonizes itself), then every
 /// process, because under systemd it runs with `--no-daemon` and writes no pid file.
 pub fn find_process(paths: &NmPaths) -> NmProcess {
+    // NetworkManager manages the links of its own network namespace only; one running in
+    // another namespace (a container's, a test's) has no say over ours.
+    let own_netns = std::fs::read_link("/proc/thread-self/ns/net").ok();
+    let elsewhere = |pid: u32| {
+        let theirs = std::fs::read_link(paths.proc_dir.join(pid.to_string()).join("ns/net"));
+        matches!((&own_netns, theirs), (Some(own), Ok(theirs)) if *own != theirs)
+    };
     let is_nm = |pid: u32| {
         std::fs::read(paths.proc_dir.join(pid.to_string()).join("comm"))
             .is_ok_and(|comm| comm.strip_suffix(b"\n").unwrap_or(&comm) == b"NetworkManager")
+            && !elsewhere(pid)
     };
     let pid_file = paths.run_dir.join("NetworkManager.pid");
     if let Ok(text) = keyfile::read_config_file(&pid_file) {

@@ -323,26 +323,31 @@ pub struct FakeNetworkManager {
 }
 
 impl FakeNetworkManager {
-    pub fn start() -> FakeNetworkManager {
+    /// Starts it inside `host`: NetworkManager only manages links of its own namespace, and
+    /// hostguard only counts a NetworkManager that shares its namespace.
+    pub fn start(host: &Netns) -> FakeNetworkManager {
         let run_dir = TempDir::new("nmrun");
         let conf_dir = TempDir::new("nmconf");
+        // The kernel names a process after the path it was exec'd by, so a symlink to sleep
+        // runs as "NetworkManager"; unlike a copy, it is never open for writing, so no thread
+        // forking meanwhile can make the exec fail with ETXTBSY.
         let bin = run_dir.join("NetworkManager");
-        std::fs::copy("/bin/sleep", &bin).expect("copy sleep");
-        // A thread forking elsewhere in the test process can hold the copy's write descriptor
-        // for a moment (ETXTBSY); that clears by itself, so retry a bounded number of times.
-        let mut attempts = 0;
-        let child = loop {
-            match Command::new(&bin).arg("600").spawn() {
-                Ok(child) => break child,
-                Err(err)
-                    if err.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 100 =>
-                {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(err) => panic!("start fake NetworkManager: {err}"),
+        std::os::unix::fs::symlink("/bin/sleep", &bin).expect("symlink sleep");
+        // `ip netns exec` execs the binary, so the pid and the name are the stand-in's.
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.name])
+            .arg(&bin)
+            .arg("600")
+            .spawn()
+            .expect("start fake NetworkManager");
+        // Until `ip` has exec'd, the process is still called "ip".
+        let comm = format!("/proc/{}/comm", child.id());
+        for _ in 0..200 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "NetworkManager") {
+                break;
             }
-        };
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         std::fs::write(
             run_dir.join("NetworkManager.pid"),
             format!("{}\n", child.id()),

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# e2e-containerd: containerd 1.6 starts busybox containers (ctr run --rm --cni
+# --rootfs, no image) whose network is bridge + host-local + portmap ->
+# $PLUGIN, all in throwaway namespaces:
+#   host      hg-<pid>-1  incident 1's eth0 and eth1 with a default route each,
+#                         a policy rule (priority 100 -> table 77) and the
+#                         interface hg-ready that waitFor waits on. containerd,
+#                         ctr and the plugins run here, in a private mount
+#                         namespace (see scripts/lib/runtimes.sh), so the
+#                         bridge, veths and iptables rules land here.
+#   upstream  hg-<pid>-2  the two gateways
+#   containers            made by runc, in cgroup /hg-<pid>-c<n>
+# Four containers, one after the other: the first and second must simply
+# work; before the third, eth0's default route and the guarded rule are
+# deleted (incidents 1 and 2) and its ADD must put both back; before the
+# fourth, hg-ready loses its address until that ADD waits for it (incident
+# 3). After each: the container had its address, the plugin got ADD with
+# prevResult and DEL, the host's default routes and rules are intact, nothing
+# of the container is left. At the end: nothing of the run is left
+# (namespaces, mounts, cgroups, processes, files) and the root namespace is
+# unchanged.
+#
+# Env: PLUGIN (default hostguard; tuning = Debian's passthrough, to check the
+# harness itself), HOSTGUARD_BIN, HG_TIMING_RUNS=N (also time N `ctr run --rm`
+# with hostguard and N with tuning in its place, alternately, untraced).
+# Last line: "N passed, N failed[, N skipped]"; exit status 1 on any failure.
+# shellcheck source-path=SCRIPTDIR
+set -uo pipefail
+
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+# shellcheck source=lib/netns.sh
+source "$HG_REPO/scripts/lib/netns.sh"
+# shellcheck source=lib/chain.sh
+source "$HG_REPO/scripts/lib/chain.sh"
+# shellcheck source=lib/runtimes.sh
+source "$HG_REPO/scripts/lib/runtimes.sh"
+# shellcheck source=lib/guarded.sh
+source "$HG_REPO/scripts/lib/guarded.sh"
+
+PLUGIN=${PLUGIN:-hostguard}
+TIMING_RUNS=${HG_TIMING_RUNS:-0}
+
+hg_require_root
+for cmd in containerd ctr runc busybox jq nsenter unshare findmnt; do
+	command -v "$cmd" >/dev/null 2>&1 || hg_die "$cmd not found: run scripts/test.sh once (it installs what is missing)"
+done
+t_start=$(hg_now_ms)
+ROOT_BEFORE=$(hg_root_snapshot)
+MACHINE_BEFORE=$(hg_machine_snapshot)
+hg_init
+T=$HG_TMP
+
+echo "== e2e-containerd: $(ctr --version | awk '{print $1, $3}') run --cni -> bridge + host-local + portmap -> $PLUGIN (run $$)"
+hg_node_setup "$PLUGIN" || hg_die "setup failed"
+CONFLIST=$HG_CNI/net.d/10-hg-e2e.conflist
+hg_runtime_conflist hg-e2e "$SUBNET" "$T" "$ENTRY" >"$CONFLIST" || hg_die "cannot write $CONFLIST"
+hg_sorted_view "$HOST_NS" >"$T/host-before"
+echo "   host $HOST_NS, upstream $UP_NS, cgroup /$CG, subnet $SUBNET, work dir $T"
+echo "   chain: $(jq -c '[.plugins[].type]' "$CONFLIST"); $PLUGIN entry: $(jq -c '.plugins[-1]' "$CONFLIST" | cut -c1-150)..."
+echo "   host default routes and rules before:"
+sed 's/^/     /' "$T/host-before"
+
+t0=$(hg_now_ms)
+if hg_containerd_start "$T/containerd"; then
+	hg_ok "private containerd is up (CRI off, sockets in the work dir)" "$(($(hg_now_ms) - t0)) ms"
+else
+	hg_fail "private containerd is up (CRI off, sockets in the work dir)"
+	hg_summary
+	exit 1
+fi
+
+RUNC_ROOT=$T/runc
+FIFO_DIR=$T/fifo
+
+# ctr_run ID CMD...: `ctr run --rm --cni` of the rootfs; sets RC, MS, OUT, ERR.
+ctr_run() {
+	local id=$1 t0
+	shift
+	OUT=$T/$id.out
+	ERR=$T/$id.err
+	RC=0
+	t0=$(hg_now_ms)
+	hg_run timeout --kill-after=5 60 nsenter --target "$HG_HOLDER" --mount --net \
+		ctr --address "$HG_CTD_SOCK" run --rm --cni --rootfs --runc-root "$RUNC_ROOT" \
+		--fifo-dir "$FIFO_DIR" --cgroup "/$CG/$id" "$T/rootfs" "$id" "$@" \
+		</dev/null >"$OUT" 2>"$ERR" || RC=$?
+	MS=$(($(hg_now_ms) - t0))
+	# a failed ADD leaves the task (CREATED) and the container behind
+	((RC == 0)) || hg_ctr_remove_all
+}
+
+# run_container N LABEL: one container that prints its address and route.
+run_container() {
+	local id=hg-$$-r$1
+	hg_trace_switch "run$1"
+	ctr_run "$id" /bin/sh -c 'ip -4 -o addr show dev eth0; ip route show default'
+	hg_check_run "$2" "$RC" "$MS" "$OUT" "$ERR" "$T/traces/run$1" "default-$id"
+	left=$(hg_ctr containers list --quiet 2>&1)
+	if [[ -z $left ]]; then
+		hg_ok "$2: containerd has no container or task left"
+	else
+		hg_fail "$2: containerd has no container or task left" "$left"
+	fi
+}
+
+run_container 1 "container 1"
+hg_check_uplink
+run_container 2 "container 2"
+
+if [[ $PLUGIN == hostguard ]]; then
+	if hg_damage_host; then
+		echo "   deleted eth0's default route and the rule priority $HG_RULE_PRIO (incidents 1 and 2)"
+		run_container 3 "container 3 (after the damage)"
+		hg_check_restored "container 3"
+	else
+		hg_fail "delete eth0's default route and the guarded rule" "$(ip -n "$HOST_NS" route show default)"
+	fi
+	if hg_unready_then_ready; then
+		echo "   $HG_READY_IF lost its address; it gets it back once an ADD waits for it (incident 3)"
+		run_container 4 "container 4 (while $HG_READY_IF is not ready)"
+		hg_check_waited "container 4"
+	else
+		hg_fail "take the address of $HG_READY_IF away"
+	fi
+else
+	hg_skip "container 3 restores a deleted route and rule" "$PLUGIN does not guard the host"
+	hg_skip "container 4 waits for $HG_READY_IF" "$PLUGIN does not wait"
+fi
+
+# --- timings: real-client figures (untraced) ----------------------------------
+if ((TIMING_RUNS > 0)); then
+	hg_time_runs ctr_run "ctr run --rm --cni (bridge+portmap)" "$TIMING_RUNS" "$CONFLIST" hg-e2e
+fi
+
+hg_containerd_stop
+if [[ -n $(hg_tagged_pids_of containerd) ]]; then
+	hg_fail "containerd and its shims stopped" "$(hg_tagged_pids_of containerd)"
+else
+	hg_ok "containerd and its shims stopped"
+fi
+
+if [[ $PLUGIN == hostguard && -s $T/hostguard.log ]]; then
+	echo "   hostguard log (last lines):"
+	tail -n 4 "$T/hostguard.log" | cut -c1-180 | sed 's/^/     /'
+fi
+
+hg_check_teardown "$ROOT_BEFORE" "$MACHINE_BEFORE"
+echo "   total $(($(hg_now_ms) - t_start)) ms"
+hg_summary
+((HG_FAIL == 0))

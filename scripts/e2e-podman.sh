@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# e2e-podman: podman 4 with its CNI backend starts busybox containers (podman
+# run --rm --rootfs, runc, no image) whose network is bridge + host-local +
+# portmap -> $PLUGIN, with a published port so portmap has work to do. The
+# namespaces, host setup and the checks after each container are those of
+# e2e-containerd (scripts/lib/guarded.sh); podman, conmon, runc and the plugins
+# run in the host namespace's private mount namespace (scripts/lib/runtimes.sh).
+# podman specifics: it asks VERSION before ADD, and its DEL comes from the
+# "podman container cleanup" that conmon starts when the container exits.
+#
+# Env: PLUGIN (default hostguard; tuning checks the harness itself),
+# HOSTGUARD_BIN, HG_TIMING_RUNS=N (also time N `podman run --rm` with
+# hostguard and N with tuning in its place, alternately, untraced).
+# Last line: "N passed, N failed[, N skipped]"; exit status 1 on any failure.
+# shellcheck source-path=SCRIPTDIR
+set -uo pipefail
+
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+# shellcheck source=lib/netns.sh
+source "$HG_REPO/scripts/lib/netns.sh"
+# shellcheck source=lib/chain.sh
+source "$HG_REPO/scripts/lib/chain.sh"
+# shellcheck source=lib/runtimes.sh
+source "$HG_REPO/scripts/lib/runtimes.sh"
+# shellcheck source=lib/guarded.sh
+source "$HG_REPO/scripts/lib/guarded.sh"
+
+PLUGIN=${PLUGIN:-hostguard}
+TIMING_RUNS=${HG_TIMING_RUNS:-0}
+NETWORK=hg-e2e
+
+hg_require_root
+for cmd in podman conmon runc busybox jq nsenter unshare findmnt; do
+	command -v "$cmd" >/dev/null 2>&1 || hg_die "$cmd not found: run scripts/test.sh once (it installs what is missing)"
+done
+t_start=$(hg_now_ms)
+ROOT_BEFORE=$(hg_root_snapshot)
+MACHINE_BEFORE=$(hg_machine_snapshot)
+hg_init
+T=$HG_TMP
+
+echo "== e2e-podman: podman $(podman --version | awk '{print $3}') run (CNI backend, runc) -> bridge + host-local + portmap -> $PLUGIN (run $$)"
+hg_node_setup "$PLUGIN" || hg_die "setup failed"
+hg_podman_setup "$T/podman"
+CONFLIST=$HG_CNI/net.d/10-hg-e2e.conflist
+hg_runtime_conflist "$NETWORK" "$SUBNET" "$T" "$ENTRY" >"$CONFLIST" || hg_die "cannot write $CONFLIST"
+hg_sorted_view "$HOST_NS" >"$T/host-before"
+echo "   host $HOST_NS, upstream $UP_NS, cgroup parent /$CG, subnet $SUBNET, work dir $T"
+echo "   chain: $(jq -c '[.plugins[].type]' "$CONFLIST"); $PLUGIN entry: $(jq -c '.plugins[-1]' "$CONFLIST" | cut -c1-150)..."
+echo "   host default routes and rules before:"
+sed 's/^/     /' "$T/host-before"
+
+# podman_run NAME CMD...: `podman run --rm` of the rootfs; sets RC, MS, OUT, ERR.
+podman_run() {
+	local name=$1 t0
+	shift
+	OUT=$T/$name.out
+	ERR=$T/$name.err
+	RC=0
+	t0=$(hg_now_ms)
+	hg_run timeout --kill-after=5 60 nsenter --target "$HG_HOLDER" --mount --net \
+		env CONTAINERS_CONF="$HG_PODMAN_DIR/containers.conf" \
+		podman --root "$HG_PODMAN_DIR/storage" --runroot "$HG_PODMAN_DIR/runroot" --storage-driver vfs \
+		run --rm --rootfs --network "$NETWORK" --cgroup-parent "/$CG" --name "$name" \
+		--publish "127.0.0.1:18080:80" "$T/rootfs" "$@" \
+		</dev/null >"$OUT" 2>"$ERR" || RC=$?
+	MS=$(($(hg_now_ms) - t0))
+}
+
+# run_container N LABEL: one container that prints its address and route.
+run_container() {
+	local name=hg-$$-r$1
+	hg_trace_switch "run$1"
+	podman_run "$name" /bin/sh -c 'ip -4 -o addr show dev eth0; ip route show default'
+	hg_check_run "$2" "$RC" "$MS" "$OUT" "$ERR" "$T/traces/run$1" '*' 1
+	left=$(hg_podman ps --all --quiet 2>&1)
+	if [[ -z $left ]]; then
+		hg_ok "$2: podman has no container left"
+	else
+		hg_fail "$2: podman has no container left" "$left"
+		hg_podman rm --force --all >/dev/null 2>&1
+	fi
+}
+
+run_container 1 "container 1"
+hg_check_uplink
+run_container 2 "container 2"
+
+if [[ $PLUGIN == hostguard ]]; then
+	if hg_damage_host; then
+		echo "   deleted eth0's default route and the rule priority $HG_RULE_PRIO (incidents 1 and 2)"
+		run_container 3 "container 3 (after the damage)"
+		hg_check_restored "container 3"
+	else
+		hg_fail "delete eth0's default route and the guarded rule" "$(ip -n "$HOST_NS" route show default)"
+	fi
+	if hg_unready_then_ready; then
+		echo "   $HG_READY_IF lost its address; it gets it back once an ADD waits for it (incident 3)"
+		run_container 4 "container 4 (while $HG_READY_IF is not ready)"
+		hg_check_waited "container 4"
+	else
+		hg_fail "take the address of $HG_READY_IF away"
+	fi
+else
+	hg_skip "container 3 restores a deleted route and rule" "$PLUGIN does not guard the host"
+	hg_skip "container 4 waits for $HG_READY_IF" "$PLUGIN does not wait"
+fi
+
+# --- timings: real-client figures (untraced) ----------------------------------
+if ((TIMING_RUNS > 0)); then
+	hg_time_runs podman_run "podman run --rm (bridge+portmap)" "$TIMING_RUNS" "$CONFLIST" "$NETWORK"
+fi
+
+left=$(hg_tagged_pids_of conmon)
+if [[ -z $left ]]; then
+	hg_ok "no conmon or cleanup process of this run is still running"
+else
+	hg_fail "no conmon or cleanup process of this run is still running" "$left"
+fi
+
+if [[ $PLUGIN == hostguard && -s $T/hostguard.log ]]; then
+	echo "   hostguard log (last lines):"
+	tail -n 4 "$T/hostguard.log" | cut -c1-180 | sed 's/^/     /'
+fi
+
+hg_check_teardown "$ROOT_BEFORE" "$MACHINE_BEFORE"
+echo "   total $(($(hg_now_ms) - t_start)) ms"
+hg_summary
+((HG_FAIL == 0))
