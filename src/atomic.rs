@@ -15,6 +15,9 @@ use nix::libc;
 /// `.json` keep container runtimes (which load `*.conf|*.conflist|*.json`) from ever reading one.
 pub const TEMP_PREFIX: &str = ".hostguard-tmp-";
 
+/// Longest file name a Linux directory entry holds.
+const NAME_MAX: usize = 255;
+
 /// Writes `bytes` to `path` so that the file appears whole or not at all.
 ///
 /// The temporary file is created with `O_EXCL | O_NOFOLLOW` in the same directory (rename is only
@@ -109,14 +112,22 @@ fn temp_path(dir: &Path, target: &Path) -> PathBuf {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let base = target
+    let suffix = format!(".{}.{nanos:09}", std::process::id());
+    let mut base = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dir.join(format!(
-        "{TEMP_PREFIX}{base}.{}.{nanos:09}",
-        std::process::id()
-    ))
+    // Any name that fits a directory entry must get a temporary name that fits too; the target's
+    // name is only there for people reading a listing, the pid and time make it unique.
+    let room = NAME_MAX - TEMP_PREFIX.len() - suffix.len();
+    if base.len() > room {
+        let mut cut = room;
+        while !base.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        base.truncate(cut);
+    }
+    dir.join(format!("{TEMP_PREFIX}{base}{suffix}"))
 }
 
 fn write_temp(temp: &Path, bytes: &[u8], mode: u32, sync: bool) -> Result<()> {
@@ -220,6 +231,16 @@ mod tests {
             .file_type()
             .is_symlink());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_longest_target_names_get_temp_names_that_fit() {
+        for target in ["a".repeat(255), "\u{e9}".repeat(127)] {
+            let temp = temp_path(Path::new("/x"), &Path::new("/x").join(&target));
+            let name = temp.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.len() <= NAME_MAX, "{} bytes", name.len());
+            assert!(is_temp_name(&name));
+        }
     }
 
     #[test]

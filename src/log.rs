@@ -36,15 +36,24 @@ impl Logger {
 
     /// Starts writing to `path`. A log file that cannot be opened is reported on stderr and does
     /// not fail the CNI call: losing a log line is better than failing a pod.
+    ///
+    /// Only a regular file is written: `O_NONBLOCK` keeps a FIFO planted at the path from
+    /// blocking the open (and with it every CNI call) until a reader appears, and the type is
+    /// checked on the opened descriptor.
     pub fn open_file(&mut self, path: &Path, level: LogLevel) {
         self.level = level;
-        match OpenOptions::new()
+        let opened = OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)
-        {
+            .and_then(|file| match file.metadata() {
+                Ok(meta) if meta.is_file() => Ok(file),
+                Ok(_) => Err(std::io::Error::other("not a regular file")),
+                Err(err) => Err(err),
+            });
+        match opened {
             Ok(file) => self.file = Some(file),
             Err(err) => eprintln!("hostguard: cannot open log file {}: {err}", path.display()),
         }

@@ -66,6 +66,18 @@ impl StateDir {
         if !meta.is_dir() {
             bail!("state directory {} is not a directory", root.display());
         }
+        // Records are written into, and GC deletes from, this directory: through a planted
+        // symlink both would reach a directory hostguard does not own.
+        let attachments = root.join(ATTACHMENTS_DIR);
+        let meta = fs::symlink_metadata(&attachments)
+            .with_context(|| format!("stat {}", attachments.display()))?;
+        if !meta.is_dir() {
+            bail!(
+                "{} is a symbolic link or not a directory; hostguard keeps attachment records \
+                 only in a directory of its own: remove it and the next call recreates it",
+                attachments.display()
+            );
+        }
         Ok(StateDir {
             root: root.to_path_buf(),
         })

@@ -29,6 +29,7 @@
 //! skipped. So the contract's `networkManager.runDir` holds both the device records and the
 //! per-boot `conf.d`, and `networkManager.confDir` the main file and the administrator's `conf.d`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -674,15 +675,19 @@ impl NmConfig {
             let adding = key.ends_with('+');
             let old = slot.get(base).map(specs_of).unwrap_or_default();
             let new = tagged(value);
+            // Sets, not nested scans: lists grow over many files, and every ADD reads them.
+            let old_specs: HashSet<&str> = old.iter().map(|o| o.spec.as_str()).collect();
+            let new_specs: HashSet<&str> = new.iter().map(|n| n.spec.as_str()).collect();
             let mut merged: Vec<UnmanagedSpec> = old
                 .iter()
-                .filter(|o| adding || !new.iter().any(|n| n.spec == o.spec))
+                .filter(|o| adding || !new_specs.contains(o.spec.as_str()))
                 .cloned()
                 .collect();
             if adding {
                 merged.extend(
-                    new.into_iter()
-                        .filter(|n| !old.iter().any(|o| o.spec == n.spec)),
+                    new.iter()
+                        .filter(|n| !old_specs.contains(n.spec.as_str()))
+                        .cloned(),
                 );
             }
             slot.set(base, Value::Specs(merged));

@@ -19,6 +19,10 @@ use super::error::{NlError, NlResult};
 /// (a link with many VFs) are measured with a peek and the buffer grows to fit.
 pub(crate) const RECV_BUFFER_START: usize = 32 * 1024;
 
+/// How many times a dump interrupted by a concurrent change is requested in all. A dump of a
+/// few hundred links takes well under a millisecond, so even a busy node settles long before.
+pub(crate) const DUMP_ATTEMPTS: usize = 10;
+
 const NETLINK_HEADER_LEN: usize = 16;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 
@@ -94,21 +98,38 @@ impl Netlink {
 
     /// Sends a dump request and keeps what `decode` returns for each message. `decode` sees the
     /// raw payload so it can reject a message from its fixed header without a full parse.
+    ///
+    /// A dump that raced with a change (`NLM_F_DUMP_INTR`) is thrown away and requested again, up
+    /// to [`DUMP_ATTEMPTS`] times: on a node links and addresses change whenever a pod starts, and
+    /// one retry almost always gets a consistent picture. Every caller wants a consistent dump, so
+    /// the retry lives here rather than in each of them.
     pub(super) fn dump<T>(
         &mut self,
         msg: &RouteNetlinkMessage,
         mut decode: impl FnMut(u16, &[u8]) -> NlResult<Option<T>>,
     ) -> NlResult<Vec<T>> {
-        let mut out = Vec::new();
-        // NLM_F_ACK is deliberately absent: a dump ends with NLMSG_DONE, and iproute2 does the
-        // same. An ACK would only add a second terminator to wait for.
-        self.exchange(msg, NLM_F_DUMP, Reply::Dump, &mut |kind, payload| {
-            if let Some(item) = decode(kind, payload)? {
-                out.push(item);
+        let mut attempt = 1;
+        loop {
+            let mut out = Vec::new();
+            // NLM_F_ACK is deliberately absent: a dump ends with NLMSG_DONE, and iproute2 does
+            // the same. An ACK would only add a second terminator to wait for.
+            let result = self.exchange(msg, NLM_F_DUMP, Reply::Dump, &mut |kind, payload| {
+                if let Some(item) = decode(kind, payload)? {
+                    out.push(item);
+                }
+                Ok(())
+            });
+            match result {
+                Ok(()) => return Ok(out),
+                Err(e) if e.is_interrupted() && attempt < DUMP_ATTEMPTS => attempt += 1,
+                Err(e) if e.is_interrupted() => {
+                    return Err(e.context(format!(
+                        "the dump raced with changes {DUMP_ATTEMPTS} times in a row"
+                    )))
+                }
+                Err(e) => return Err(e),
             }
-            Ok(())
-        })?;
-        Ok(out)
+        }
     }
 
     fn next_seq(&mut self) -> u32 {

@@ -1,0 +1,70 @@
+//! Files in the CNI config directory as `hostguard install` reads them: the upstream check,
+//! chaining, and the check of our own output. Whatever upstream passes the check must chain into
+//! an output that passes the output check (install would otherwise refuse its own file).
+//!
+//! Input: one byte choosing the form (even: `.conflist`, odd: `.conf`/`.json`), then the file.
+#![no_main]
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use hostguard::install::{chain, discover, validate};
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Map, Value};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
+    let form = if selector % 2 == 0 {
+        discover::Form::List
+    } else {
+        discover::Form::Single
+    };
+    // The file name side: a name made of the same bytes must not trip the name helpers.
+    let name = OsStr::from_bytes(&bytes[..bytes.len().min(255)]);
+    let _ = discover::form_of(name);
+    let _ = discover::is_config_name(name);
+    if let Some(out) = discover::output_name_before(name) {
+        assert!(
+            out.as_bytes() < name.as_bytes(),
+            "{out} must sort before {name:?}"
+        );
+    }
+
+    let _ = validate::output(bytes);
+    if let Ok(object) = validate::parse_object(bytes) {
+        let _ = validate::hostguard_count(&object);
+        let _ = validate::plugin_types(&object);
+    }
+    let Ok(upstream) = validate::upstream(bytes, form) else {
+        return;
+    };
+    let mut entry = Map::new();
+    entry.insert("type".into(), Value::String("hostguard".into()));
+    let chained = chain::chain(&upstream, form, &entry).expect("a valid upstream chains");
+    if let Err(problem) = validate::output(&chained.bytes) {
+        panic!("chained output of a valid upstream fails its own check: {problem}");
+    }
+    // Chaining is idempotent: chaining our own output again gives the same bytes. Not for
+    // documents with non-integer or out-of-range numbers: serde_json (without its
+    // float_roundtrip / arbitrary_precision features) reads them to the nearest f64 only
+    // approximately, so they can move by an ulp on every pass (reported, not a crash).
+    if has_float(&Value::Object(upstream.clone())) {
+        return;
+    }
+    let again = validate::upstream(&chained.bytes, discover::Form::List)
+        .map(|o| chain::chain(&o, discover::Form::List, &entry).expect("chains"));
+    if let Ok(again) = again {
+        assert_eq!(again.bytes, chained.bytes);
+    }
+});
+
+fn has_float(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(items) => items.iter().any(has_float),
+        Value::Object(map) => map.values().any(has_float),
+        _ => false,
+    }
+}
