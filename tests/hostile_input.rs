@@ -489,10 +489,10 @@ fn unusual_but_valid_names_stay_inside_the_state_directory() {
 }
 
 /// prevResult is passed through unchanged, numbers included. serde_json reads some decimals to a
-/// neighbouring f64 unless its `float_roundtrip` feature is on, so ADD's result can differ from
-/// its prevResult in the last digits of a float (found by the cni_invocation fuzz target).
+/// neighbouring f64 unless its `float_roundtrip` feature is on (it is), so ADD's result could
+/// differ from its prevResult in the last digits of a float (found by the cni_invocation fuzz
+/// target).
 #[test]
-#[ignore = "needs serde_json's float_roundtrip feature in Cargo.toml (reported to the lead)"]
 fn prev_result_numbers_pass_through_exactly() {
     let node = Node::new("floats");
     let text =
