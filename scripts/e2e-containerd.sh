@@ -41,25 +41,12 @@ source "$HG_REPO/scripts/lib/guarded.sh"
 PLUGIN=${PLUGIN:-hostguard}
 TIMING_RUNS=${HG_TIMING_RUNS:-0}
 
-hg_require_root
-for cmd in containerd ctr runc busybox jq nsenter unshare findmnt; do
-	command -v "$cmd" >/dev/null 2>&1 || hg_die "$cmd not found: run scripts/test.sh once (it installs what is missing)"
-done
-t_start=$(hg_now_ms)
-ROOT_BEFORE=$(hg_root_snapshot)
-MACHINE_BEFORE=$(hg_machine_snapshot)
-hg_init
-T=$HG_TMP
+hg_e2e_begin containerd ctr runc busybox jq nsenter unshare findmnt
 
 echo "== e2e-containerd: $(ctr --version | awk '{print $1, $3}') run --cni -> bridge + host-local + portmap -> $PLUGIN (run $$)"
 hg_node_setup "$PLUGIN" || hg_die "setup failed"
-CONFLIST=$HG_CNI/net.d/10-hg-e2e.conflist
-hg_runtime_conflist hg-e2e "$SUBNET" "$T" "$ENTRY" >"$CONFLIST" || hg_die "cannot write $CONFLIST"
-hg_sorted_view "$HOST_NS" >"$T/host-before"
 echo "   host $HOST_NS, upstream $UP_NS, cgroup /$CG, subnet $SUBNET, work dir $T"
-echo "   chain: $(jq -c '[.plugins[].type]' "$CONFLIST"); $PLUGIN entry: $(jq -c '.plugins[-1]' "$CONFLIST" | cut -c1-150)..."
-echo "   host default routes and rules before:"
-sed 's/^/     /' "$T/host-before"
+hg_e2e_conflist hg-e2e
 
 t0=$(hg_now_ms)
 if hg_containerd_start "$T/containerd"; then
@@ -107,29 +94,7 @@ run_container() {
 	fi
 }
 
-run_container 1 "container 1"
-hg_check_uplink
-run_container 2 "container 2"
-
-if [[ $PLUGIN == hostguard ]]; then
-	if hg_damage_host; then
-		echo "   deleted eth0's default route and the rule priority $HG_RULE_PRIO (incidents 1 and 2)"
-		run_container 3 "container 3 (after the damage)"
-		hg_check_restored "container 3"
-	else
-		hg_fail "delete eth0's default route and the guarded rule" "$(ip -n "$HOST_NS" route show default)"
-	fi
-	if hg_unready_then_ready; then
-		echo "   $HG_READY_IF lost its address; it gets it back once an ADD waits for it (incident 3)"
-		run_container 4 "container 4 (while $HG_READY_IF is not ready)"
-		hg_check_waited "container 4"
-	else
-		hg_fail "take the address of $HG_READY_IF away"
-	fi
-else
-	hg_skip "container 3 restores a deleted route and rule" "$PLUGIN does not guard the host"
-	hg_skip "container 4 waits for $HG_READY_IF" "$PLUGIN does not wait"
-fi
+hg_e2e_containers run_container
 
 # --- timings: real-client figures (untraced) ----------------------------------
 if ((TIMING_RUNS > 0)); then
@@ -143,12 +108,4 @@ else
 	hg_ok "containerd and its shims stopped"
 fi
 
-if [[ $PLUGIN == hostguard && -s $T/hostguard.log ]]; then
-	echo "   hostguard log (last lines):"
-	tail -n 4 "$T/hostguard.log" | cut -c1-180 | sed 's/^/     /'
-fi
-
-hg_check_teardown "$ROOT_BEFORE" "$MACHINE_BEFORE"
-echo "   total $(($(hg_now_ms) - t_start)) ms"
-hg_summary
-((HG_FAIL == 0))
+hg_e2e_finish

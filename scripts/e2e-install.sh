@@ -39,25 +39,15 @@ PLUGIN=hostguard
 NETWORK=hg-e2e
 HG=${HOSTGUARD_BIN:-$HG_TARGET/release/hostguard}
 
-hg_require_root
-for cmd in containerd ctr podman conmon runc busybox jq nsenter unshare findmnt; do
-	command -v "$cmd" >/dev/null 2>&1 || hg_die "$cmd not found: run scripts/test.sh once (it installs what is missing)"
-done
 [[ -x $HG ]] || hg_die "hostguard binary not found at $HG: run 'cargo build --release' or set HOSTGUARD_BIN"
 HG=$(realpath "$HG")
-t_start=$(hg_now_ms)
-ROOT_BEFORE=$(hg_root_snapshot)
-MACHINE_BEFORE=$(hg_machine_snapshot)
-hg_init
-T=$HG_TMP
+hg_e2e_begin containerd ctr podman conmon runc busybox jq nsenter unshare findmnt
 
 echo "== e2e-install: hostguard install writes the chain; containerd and podman run it (run $$)"
 if ! "$HG" install --help >/dev/null 2>&1; then
 	echo "skip: hostguard install not available"
 	hg_skip "install, runtimes use the chained file, watch, uninstall" "hostguard install not available in $HG"
-	hg_check_teardown "$ROOT_BEFORE" "$MACHINE_BEFORE"
-	hg_summary
-	((HG_FAIL == 0))
+	hg_e2e_finish
 	exit
 fi
 
@@ -257,7 +247,4 @@ SUBNET=$OLD_SUBNET
 hg_check_host_view "at the end"
 
 hg_containerd_stop
-hg_check_teardown "$ROOT_BEFORE" "$MACHINE_BEFORE"
-echo "   total $(($(hg_now_ms) - t_start)) ms"
-hg_summary
-((HG_FAIL == 0))
+hg_e2e_finish

@@ -11,6 +11,10 @@
 #   hg_trace_switch RUN       later plugin calls are recorded in $T/traces/RUN
 #   hg_check_run ...          the checks after one container run
 #   hg_check_teardown         nothing of the run left, machine unchanged
+#   hg_e2e_begin TOOL...      root, the tools, the before pictures, hg_init
+#   hg_e2e_conflist NETWORK   the runtime conflist of the chain, shown
+#   hg_e2e_containers RUN_FN  containers 1 to 4 with the damage between them
+#   hg_e2e_finish             the log's tail, the teardown checks, the tally
 
 PLUGIN_REAL=
 UPLINK=0
@@ -297,4 +301,78 @@ hg_time_runs() {
 	done
 	hg_timing "$what -> hostguard" "${ms_hg[@]}"
 	hg_timing "$what -> tuning" "${ms_tuning[@]}"
+}
+
+# hg_e2e_begin TOOL...: what every e2e script does first: it runs as root with
+# the TOOLs at hand, pictures the root namespace and the machine (for
+# hg_e2e_finish) and calls hg_init. Sets HG_T_START, ROOT_BEFORE,
+# MACHINE_BEFORE and T.
+hg_e2e_begin() {
+	local cmd
+	hg_require_root
+	for cmd in "$@"; do
+		command -v "$cmd" >/dev/null 2>&1 || hg_die "$cmd not found: run scripts/test.sh once (it installs what is missing)"
+	done
+	HG_T_START=$(hg_now_ms)
+	ROOT_BEFORE=$(hg_root_snapshot)
+	MACHINE_BEFORE=$(hg_machine_snapshot)
+	hg_init
+	T=$HG_TMP
+}
+
+# hg_e2e_conflist NETWORK: writes the chain with $ENTRY last to CONFLIST (in the
+# runtime's net.d), records the host's view before any container in
+# $T/host-before, and shows both.
+hg_e2e_conflist() {
+	CONFLIST=$HG_CNI/net.d/10-hg-e2e.conflist
+	hg_runtime_conflist "$1" "$SUBNET" "$T" "$ENTRY" >"$CONFLIST" || hg_die "cannot write $CONFLIST"
+	hg_sorted_view "$HOST_NS" >"$T/host-before"
+	echo "   chain: $(jq -c '[.plugins[].type]' "$CONFLIST"); $PLUGIN entry: $(jq -c '.plugins[-1]' "$CONFLIST" | cut -c1-150)..."
+	echo "   host default routes and rules before:"
+	sed 's/^/     /' "$T/host-before"
+}
+
+# hg_e2e_containers RUN_FN: the incidents through a runtime. RUN_FN N LABEL
+# starts container N and checks its run. Containers 1 and 2 must simply work;
+# before 3, eth0's default route and the guarded rule are deleted (incidents 1
+# and 2) and its ADD must put both back; before 4, hg-ready loses its address
+# until that ADD waits for it (incident 3). A PLUGIN other than hostguard
+# skips 3 and 4.
+hg_e2e_containers() {
+	local run=$1
+	"$run" 1 "container 1"
+	hg_check_uplink
+	"$run" 2 "container 2"
+	if [[ $PLUGIN != hostguard ]]; then
+		hg_skip "container 3 restores a deleted route and rule" "$PLUGIN does not guard the host"
+		hg_skip "container 4 waits for $HG_READY_IF" "$PLUGIN does not wait"
+		return
+	fi
+	if hg_damage_host; then
+		echo "   deleted eth0's default route and the rule priority $HG_RULE_PRIO (incidents 1 and 2)"
+		"$run" 3 "container 3 (after the damage)"
+		hg_check_restored "container 3"
+	else
+		hg_fail "delete eth0's default route and the guarded rule" "$(ip -n "$HOST_NS" route show default)"
+	fi
+	if hg_unready_then_ready; then
+		echo "   $HG_READY_IF lost its address; it gets it back once an ADD waits for it (incident 3)"
+		"$run" 4 "container 4 (while $HG_READY_IF is not ready)"
+		hg_check_waited "container 4"
+	else
+		hg_fail "take the address of $HG_READY_IF away"
+	fi
+}
+
+# hg_e2e_finish: the last lines of hostguard's log, the teardown checks, the
+# total time and the tally; its status (1 on any failure) is the script's.
+hg_e2e_finish() {
+	if [[ $PLUGIN == hostguard && -s $T/hostguard.log ]]; then
+		echo "   hostguard log (last lines):"
+		tail -n 4 "$T/hostguard.log" | cut -c1-180 | sed 's/^/     /'
+	fi
+	hg_check_teardown "$ROOT_BEFORE" "$MACHINE_BEFORE"
+	echo "   total $(($(hg_now_ms) - HG_T_START)) ms"
+	hg_summary
+	((HG_FAIL == 0))
 }
