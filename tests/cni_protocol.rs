@@ -3,34 +3,16 @@
 
 mod common;
 
-use common::{conf, prev_result, Cni, Netns, TempDir, VERSIONS};
+use common::{conf, prev_result, Cni, Node, VERSIONS};
 use serde_json::{json, Value};
 
-struct Node {
-    host: Netns,
-    container: Netns,
-    state: TempDir,
-}
-
 impl Node {
-    fn new(tag: &str) -> Node {
-        Node {
-            host: Netns::new(&format!("{tag}h")),
-            container: Netns::new(&format!("{tag}c")),
-            state: TempDir::new(tag),
-        }
-    }
-
     fn conf(&self, version: &str, extra: Value) -> Value {
         conf(version, &self.state.path, extra)
     }
 
     fn with_prev(&self, version: &str) -> Value {
         self.conf(version, json!({ "prevResult": prev_result(version) }))
-    }
-
-    fn verb(&self, verb: &str, id: &str) -> Cni {
-        Cni::attach(verb, id, &self.container.path(), "eth0").in_ns(&self.host)
     }
 
     fn records(&self) -> Vec<String> {
@@ -66,7 +48,10 @@ fn add_passes_prev_result_through_in_every_version() {
     let node = Node::new("add");
     for version in VERSIONS {
         let id = format!("ctr-{}", version.replace('.', ""));
-        let out = node.verb("ADD", &id).config(&node.with_prev(version)).run();
+        let out = node
+            .attach("ADD", &id)
+            .config(&node.with_prev(version))
+            .run();
         out.ok();
         let mut expected = prev_result(version);
         expected["cniVersion"] = version.into();
@@ -80,7 +65,7 @@ fn add_result_takes_the_config_version_even_when_prev_result_says_otherwise() {
     let node = Node::new("ver");
     let mut conf = node.with_prev("1.0.0");
     conf["prevResult"]["cniVersion"] = "0.4.0".into();
-    let out = node.verb("ADD", "c1").config(&conf).run();
+    let out = node.attach("ADD", "c1").config(&conf).run();
     out.ok();
     assert_eq!(out.json()["cniVersion"], "1.0.0");
     assert_eq!(out.json()["x-unknown-vendor-field"]["kept"], true);
@@ -90,7 +75,7 @@ fn add_result_takes_the_config_version_even_when_prev_result_says_otherwise() {
 fn add_without_prev_result_is_code_7_and_records_nothing() {
     let node = Node::new("noprev");
     let out = node
-        .verb("ADD", "c1")
+        .attach("ADD", "c1")
         .config(&node.conf("1.0.0", json!({})))
         .run();
     let err = out.error(7);
@@ -102,12 +87,12 @@ fn add_without_prev_result_is_code_7_and_records_nothing() {
 fn check_exists_from_0_4_0_on() {
     let node = Node::new("check");
     for version in VERSIONS {
-        node.verb("ADD", "c1")
+        node.attach("ADD", "c1")
             .config(&node.with_prev(version))
             .run()
             .ok();
         let out = node
-            .verb("CHECK", "c1")
+            .attach("CHECK", "c1")
             .config(&node.with_prev(version))
             .run();
         if version.starts_with("0.3") {
@@ -121,45 +106,45 @@ fn check_exists_from_0_4_0_on() {
 #[test]
 fn del_is_idempotent_and_needs_neither_prev_result_nor_netns() {
     let node = Node::new("del");
-    node.verb("ADD", "c1")
+    node.attach("ADD", "c1")
         .config(&node.with_prev("1.0.0"))
         .run()
         .ok();
     assert_eq!(node.records(), vec!["c1@eth0.json"]);
 
-    node.verb("DEL", "c1")
+    node.attach("DEL", "c1")
         .config(&node.with_prev("1.0.0"))
         .run()
         .ok_silent();
     assert!(node.records().is_empty());
     // Second DEL, DEL without prevResult, with empty CNI_NETNS, with a deleted netns path.
-    node.verb("DEL", "c1")
+    node.attach("DEL", "c1")
         .config(&node.with_prev("1.0.0"))
         .run()
         .ok_silent();
-    node.verb("DEL", "c1")
+    node.attach("DEL", "c1")
         .config(&node.conf("1.0.0", json!({})))
         .run()
         .ok_silent();
-    node.verb("DEL", "c1")
+    node.attach("DEL", "c1")
         .env("CNI_NETNS", "")
         .config(&node.conf("0.3.1", json!({})))
         .run()
         .ok_silent();
-    node.verb("DEL", "c1")
+    node.attach("DEL", "c1")
         .env("CNI_NETNS", "/run/netns/hgt-does-not-exist")
         .config(&node.conf("0.4.0", json!({})))
         .run()
         .ok_silent();
     // DEL with no state directory at all.
     let fresh = conf("1.0.0", &node.state.join("never-created"), json!({}));
-    node.verb("DEL", "c2").config(&fresh).run().ok_silent();
+    node.attach("DEL", "c2").config(&fresh).run().ok_silent();
 }
 
 #[test]
 fn del_after_the_container_namespace_is_gone_succeeds() {
     let node = Node::new("gone");
-    node.verb("ADD", "c1")
+    node.attach("ADD", "c1")
         .config(&node.with_prev("1.1.0"))
         .run()
         .ok();
@@ -200,7 +185,7 @@ fn gc_keeps_exactly_the_valid_attachments() {
     let node = Node::new("gc");
     let add_all = |ids: &[&str]| {
         for id in ids {
-            node.verb("ADD", id)
+            node.attach("ADD", id)
                 .config(&node.with_prev("1.1.0"))
                 .run()
                 .ok();
@@ -237,7 +222,7 @@ fn missing_and_invalid_environment_is_code_4_naming_the_variable() {
     let conf = node.with_prev("1.0.0");
     for var in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"] {
         let err = node
-            .verb("ADD", "c1")
+            .attach("ADD", "c1")
             .unset(var)
             .config(&conf)
             .run()
@@ -248,7 +233,7 @@ fn missing_and_invalid_environment_is_code_4_naming_the_variable() {
     assert!(err["msg"].as_str().unwrap().contains("FROB"));
     for ifname in ["", "0123456789abcdef", "..", "a/b", "a:b", "a b"] {
         let out = node
-            .verb("ADD", "c1")
+            .attach("ADD", "c1")
             .env("CNI_IFNAME", ifname)
             .config(&conf)
             .run();
@@ -271,9 +256,12 @@ fn hostile_container_ids_never_escape_the_state_directory() {
         "a\nb",
         &"x".repeat(4096),
     ] {
-        let out = node.verb("ADD", id).config(&node.with_prev("1.0.0")).run();
+        let out = node
+            .attach("ADD", id)
+            .config(&node.with_prev("1.0.0"))
+            .run();
         out.error(4);
-        node.verb("DEL", id)
+        node.attach("DEL", id)
             .config(&node.with_prev("1.0.0"))
             .run()
             .error(4);
@@ -312,7 +300,7 @@ fn broken_config_gets_the_spec_codes_and_touches_nothing() {
         ),
     ];
     for (stdin, code) in cases {
-        let out = node.verb("ADD", "c1").stdin(stdin.clone()).run();
+        let out = node.attach("ADD", "c1").stdin(stdin.clone()).run();
         out.error(code);
     }
     assert!(!node.state.join("attachments").exists());
@@ -323,7 +311,7 @@ fn oversized_stdin_is_refused() {
     let node = Node::new("big");
     let mut body = br#"{"cniVersion":"1.0.0","name":"n","pad":""#.to_vec();
     body.resize(64 << 20, b'a');
-    node.verb("ADD", "c1").stdin(body).run().error(6);
+    node.attach("ADD", "c1").stdin(body).run().error(6);
 }
 
 #[test]
@@ -344,10 +332,10 @@ fn a_corrupt_baseline_is_reported_not_replaced() {
         err["details"].as_str().unwrap().contains("baseline.json"),
         "{err}"
     );
-    node.verb("ADD", "c1")
+    node.attach("ADD", "c1")
         .config(&node.with_prev("1.1.0"))
         .run();
-    node.verb("CHECK", "c1")
+    node.attach("CHECK", "c1")
         .config(&node.with_prev("1.1.0"))
         .run()
         .error(5);

@@ -9,7 +9,7 @@ mod common;
 mod hostile_support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -19,15 +19,8 @@ use serde_json::{json, Value};
 const PODS: usize = 64;
 
 fn install(node: &Node, conf_dir: &Path) -> std::process::Child {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &node.host.name,
-            common::BIN,
-            "install",
-            "--conf-dir",
-        ])
+    node.host
+        .hostguard(["install", "--conf-dir"])
         .arg(conf_dir)
         .arg("--state-dir")
         .arg(node.state())

@@ -9,7 +9,7 @@ mod hostile_support;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use hostile_support::{temp_files, Call, Node};
+use hostile_support::{temp_files, Node};
 use serde_json::{json, Value};
 
 fn log_has(path: &std::path::Path, needle: &str) -> bool {
@@ -257,7 +257,7 @@ fn sigkill_at_random_moments_of_every_writer_leaves_whole_files_and_free_locks()
             let _ = fs::remove_dir_all(node.state());
         }
         let id = format!("k{round}");
-        let call: Call = match round % 4 {
+        let call: common::Cni = match round % 4 {
             0 => node.call("ADD", &id).config(&conf),
             1 => node.call("DEL", &format!("k{}", round - 1)).config(&conf),
             2 => node.call("GC", &id).config(&gc),

@@ -3,13 +3,12 @@
 //! is per process, so no other test's children may run beside it.
 
 mod common;
-mod hostile_support;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
-use hostile_support::Call;
 use nix::libc;
 
 const SENT: usize = 64 << 20;
@@ -33,11 +32,8 @@ fn sixty_four_mib_on_stdin_is_refused_with_bounded_reading_and_memory() {
         dir.join("state").display()
     );
     let before_kib = peak_rss_of_children_kib();
-    let mut child = Call::new("ADD")
-        .env("CNI_CONTAINERID", "c1")
-        .env("CNI_NETNS", "/run/netns/none")
-        .env("CNI_IFNAME", "eth0")
-        .netns(&host.name)
+    let mut child = common::Cni::attach("ADD", "c1", Path::new("/run/netns/none"), "eth0")
+        .in_ns(&host)
         .command()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

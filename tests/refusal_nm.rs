@@ -9,55 +9,27 @@
 
 mod common;
 
-use common::{conf, prev_result, Cni, Netns, TempDir};
-use serde_json::{json, Value};
+use common::Node;
+use serde_json::json;
 
-struct Node {
-    host: Netns,
-    _peer: Netns,
-    container: Netns,
-    state: TempDir,
-}
-
-impl Node {
-    fn new(tag: &str) -> Node {
-        let host = Netns::new(&format!("{tag}h"));
-        let peer = Netns::new(&format!("{tag}p"));
-        host.veth_to("eth0", &peer, "gw0");
-        host.veth_to("eth1", &peer, "gw1");
-        host.ip("addr add 172.26.0.3/27 dev eth0");
-        host.ip("addr add 172.26.0.35/27 dev eth1");
-        host.ip("route add default via 172.26.0.1 dev eth0 proto static");
-        host.ip("route append default via 172.26.0.33 dev eth1 proto static");
-        Node {
-            host,
-            _peer: peer,
-            container: Netns::new(&format!("{tag}c")),
-            state: TempDir::new(tag),
-        }
-    }
-
-    fn run(&self, verb: &str, extra: Value) -> common::CniOutput {
-        let mut conf = conf("1.1.0", &self.state.path, extra);
-        conf["prevResult"] = prev_result("1.1.0");
-        Cni::attach(verb, "ctr1", &self.container.path(), "eth0")
-            .in_ns(&self.host)
-            .config(&conf)
-            .run()
-    }
+/// Incident 1's node with case A's default routes.
+fn two_defaults(tag: &str) -> Node {
+    let node = Node::dual_homed(tag);
+    node.case_a();
+    node
 }
 
 #[test]
 fn a_route_on_a_network_manager_managed_device_is_not_restored() {
-    let node = Node::new("nm");
+    let node = two_defaults("nm");
     let nm = common::FakeNetworkManager::start(&node.host);
     nm.device(node.host.ifindex("eth0"), true);
     nm.device(node.host.ifindex("eth1"), false);
     let extra = json!({ "networkManager": nm.config() });
-    node.run("ADD", extra.clone()).ok();
+    node.run_with("ADD", extra.clone()).ok();
     node.host.ip("route del default via 172.26.0.1 dev eth0");
     node.host.ip("route del default via 172.26.0.33 dev eth1");
-    let out = node.run("ADD", extra.clone());
+    let out = node.run_with("ADD", extra.clone());
     out.ok();
     assert!(
         out.stderr
@@ -71,22 +43,22 @@ fn a_route_on_a_network_manager_managed_device_is_not_restored() {
         defaults[0].contains("dev eth1"),
         "eth1 (managed=false) is restored: {defaults:#?}"
     );
-    node.run("CHECK", extra.clone()).error(100);
+    node.run_with("CHECK", extra.clone()).error(100);
     // With refuse.networkManager off, the same route is restored.
     let mut off = extra;
     off["refuse"] = json!({"networkManager": false});
-    node.run("ADD", off).ok();
+    node.run_with("ADD", off).ok();
     assert_eq!(node.host.default_routes().len(), 2);
 }
 
 #[test]
 fn network_manager_managed_host_interfaces_of_prev_result_are_warned_about() {
-    let node = Node::new("nmwarn");
+    let node = two_defaults("nmwarn");
     let nm = common::FakeNetworkManager::start(&node.host);
     node.host
         .ip("link add veth1234 type veth peer name vethpeer");
     nm.device(node.host.ifindex("veth1234"), true);
-    let out = node.run("ADD", json!({ "networkManager": nm.config() }));
+    let out = node.run_with("ADD", json!({ "networkManager": nm.config() }));
     out.ok();
     assert!(
         out.stderr.contains("veth1234 is managed by NetworkManager"),
@@ -102,7 +74,7 @@ fn network_manager_managed_host_interfaces_of_prev_result_are_warned_about() {
 
 #[test]
 fn an_uplink_managed_by_network_manager_is_refused_with_102_and_the_host_is_identical() {
-    let node = Node::new("nmup");
+    let node = two_defaults("nmup");
     let nm = common::FakeNetworkManager::start(&node.host);
     nm.device(node.host.ifindex("eth1"), true);
     let uplink = json!({
@@ -110,7 +82,7 @@ fn an_uplink_managed_by_network_manager_is_refused_with_102_and_the_host_is_iden
         "uplink": {"interface": "eth1", "bridge": "br-sec"},
     });
     let before = node.host.snapshot();
-    let err = node.run("ADD", uplink.clone()).error(102);
+    let err = node.run_with("ADD", uplink.clone()).error(102);
     let msg = err["msg"].as_str().unwrap();
     assert!(msg.contains("eth1 is managed by NetworkManager"), "{err}");
     assert!(
@@ -128,7 +100,7 @@ fn an_uplink_managed_by_network_manager_is_refused_with_102_and_the_host_is_iden
 
     // The same link with managed=false is attached.
     nm.device(node.host.ifindex("eth1"), false);
-    node.run("ADD", uplink).ok();
+    node.run_with("ADD", uplink).ok();
     assert!(node.host.ip("-d link show eth1").contains("master br-sec"));
     let defaults = node.host.default_routes();
     assert!(
@@ -147,7 +119,7 @@ fn an_uplink_managed_by_network_manager_is_refused_with_102_and_the_host_is_iden
 
 #[test]
 fn a_network_manager_in_another_namespace_has_no_say() {
-    let node = Node::new("nmelse");
+    let node = two_defaults("nmelse");
     // NetworkManager runs, but in the container's namespace: it manages those links, not ours.
     let nm = common::FakeNetworkManager::start(&node.container);
     nm.device(node.host.ifindex("eth1"), true);
@@ -155,6 +127,6 @@ fn a_network_manager_in_another_namespace_has_no_say() {
         "networkManager": nm.config(),
         "uplink": {"interface": "eth1", "bridge": "br-sec"},
     });
-    node.run("ADD", uplink).ok();
+    node.run_with("ADD", uplink).ok();
     assert!(node.host.ip("-d link show eth1").contains("master br-sec"));
 }

@@ -3,67 +3,18 @@
 
 mod common;
 
-use common::{conf, prev_result, Cni, Netns, TempDir};
-use serde_json::{json, Value};
-
-/// A node with eth0 172.26.0.3/27 and eth1 172.26.0.35/27 whose gateways live in `peer`.
-struct Node {
-    host: Netns,
-    _peer: Netns,
-    container: Netns,
-    state: TempDir,
-}
-
-impl Node {
-    fn new(tag: &str) -> Node {
-        let host = Netns::new(&format!("{tag}h"));
-        let peer = Netns::new(&format!("{tag}p"));
-        host.veth_to("eth0", &peer, "gw0");
-        host.veth_to("eth1", &peer, "gw1");
-        host.ip("addr add 172.26.0.3/27 dev eth0");
-        host.ip("addr add 172.26.0.35/27 dev eth1");
-        host.ip("-6 addr add 2001:db8:0::3/64 dev eth0 nodad");
-        host.ip("-6 addr add 2001:db8:1::3/64 dev eth1 nodad");
-        peer.ip("addr add 172.26.0.1/27 dev gw0");
-        peer.ip("addr add 172.26.0.33/27 dev gw1");
-        Node {
-            host,
-            _peer: peer,
-            container: Netns::new(&format!("{tag}c")),
-            state: TempDir::new(tag),
-        }
-    }
-
-    fn run(&self, verb: &str, extra: Value) -> common::CniOutput {
-        let mut conf = conf("1.1.0", &self.state.path, extra);
-        conf["prevResult"] = prev_result("1.1.0");
-        Cni::attach(verb, "ctr1", &self.container.path(), "eth0")
-            .in_ns(&self.host)
-            .config(&conf)
-            .run()
-    }
-
-    fn baseline(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.state.join("baseline.json")).unwrap()).unwrap()
-    }
-}
-
-fn case_a(node: &Node) {
-    node.host
-        .ip("route add default via 172.26.0.1 dev eth0 proto static");
-    node.host
-        .ip("route append default via 172.26.0.33 dev eth1 proto static");
-}
+use common::{Node, TempDir};
+use serde_json::json;
 
 #[test]
 fn first_add_records_every_default_route_of_every_table_and_family() {
-    let node = Node::new("rec");
-    case_a(&node);
+    let node = Node::dual_homed("rec");
+    node.case_a();
     node.host
         .ip("route add default via 172.26.0.1 dev eth0 table 100 metric 5 onlink");
     node.host
         .ip("-6 route add default via 2001:db8::1 dev eth0 metric 1024");
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     let routes = node.baseline()["routes"].as_array().unwrap().clone();
     assert_eq!(routes.len(), 4, "{routes:#?}");
     let table100 = routes.iter().find(|r| r["table"] == 100).unwrap();
@@ -76,65 +27,65 @@ fn first_add_records_every_default_route_of_every_table_and_family() {
 
 #[test]
 fn a_deleted_static_default_is_restored_identically_beside_its_twin() {
-    let node = Node::new("caseA");
-    case_a(&node);
-    node.run("ADD", json!({})).ok();
+    let node = Node::dual_homed("caseA");
+    node.case_a();
+    node.run_with("ADD", json!({})).ok();
     let before = node.host.all_routes();
 
     node.host
         .ip("route del default via 172.26.0.1 dev eth0 proto static");
     assert_ne!(node.host.all_routes(), before);
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     assert_eq!(node.host.all_routes(), before);
 }
 
 #[test]
 fn case_b_metrics_and_rich_attributes_come_back_exactly() {
-    let node = Node::new("caseB");
+    let node = Node::dual_homed("caseB");
     node.host
         .ip("route add default via 172.26.0.1 dev eth0 metric 100");
     node.host.ip("route add default via 172.26.0.33 dev eth1 metric 200 src 172.26.0.35 mtu 1400 advmss 1360");
     node.host
         .ip("route add default via 172.26.0.1 dev eth0 table 1000 proto static onlink");
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     let before = node.host.all_routes();
     node.host.ip("route del default dev eth1 metric 200");
     node.host.ip("route del default table 1000");
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     assert_eq!(node.host.all_routes(), before);
 }
 
 #[test]
 fn an_ipv6_multipath_default_is_restored_as_multipath() {
-    let node = Node::new("mp6");
+    let node = Node::dual_homed("mp6");
     node.host
         .ip("-6 route add default via 2001:db8:0::1 dev eth0 metric 1024");
     node.host
         .ip("-6 route append default via 2001:db8:1::1 dev eth1 metric 1024");
     let before = node.host.all_routes();
     assert!(before.iter().any(|l| l.contains("nexthop")), "{before:#?}");
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
 
     node.host.ip("-6 route del default");
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     assert_eq!(node.host.all_routes(), before);
 
     // One hop lost (the collapse of incident 1's IPv6 variant): it is merged back in.
     node.host
         .ip("-6 route del default via 2001:db8:1::1 dev eth1 metric 1024");
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     assert_eq!(node.host.all_routes(), before);
 }
 
 #[test]
 fn with_restore_off_check_answers_100_and_add_only_warns() {
-    let node = Node::new("norest");
-    case_a(&node);
-    node.run("ADD", json!({})).ok();
-    node.run("CHECK", json!({})).ok_silent();
+    let node = Node::dual_homed("norest");
+    node.case_a();
+    node.run_with("ADD", json!({})).ok();
+    node.run_with("CHECK", json!({})).ok_silent();
     node.host.ip("route del default via 172.26.0.1 dev eth0");
     let off = json!({"routes": {"restore": false}});
-    let out = node.run("ADD", off.clone());
+    let out = node.run_with("ADD", off.clone());
     out.ok();
     assert!(
         out.stderr.contains("routes.restore is false"),
@@ -146,7 +97,7 @@ fn with_restore_off_check_answers_100_and_add_only_warns() {
         .default_routes()
         .iter()
         .any(|l| l.contains("172.26.0.1 ")));
-    let err = node.run("CHECK", off).error(100);
+    let err = node.run_with("CHECK", off).error(100);
     assert!(
         err["msg"]
             .as_str()
@@ -158,31 +109,31 @@ fn with_restore_off_check_answers_100_and_add_only_warns() {
 
 #[test]
 fn a_route_whose_device_is_down_is_reported_not_restored() {
-    let node = Node::new("down");
-    case_a(&node);
-    node.run("ADD", json!({})).ok();
+    let node = Node::dual_homed("down");
+    node.case_a();
+    node.run_with("ADD", json!({})).ok();
     node.host.ip("link set eth0 down");
-    let out = node.run("ADD", json!({}));
+    let out = node.run_with("ADD", json!({}));
     out.ok();
     assert!(out.stderr.contains("device eth0 is down"), "{}", out.stderr);
-    node.run("CHECK", json!({})).error(100);
+    node.run_with("CHECK", json!({})).error(100);
     node.host.ip("link set eth0 up");
-    node.run("ADD", json!({})).ok();
-    node.run("CHECK", json!({})).ok_silent();
+    node.run_with("ADD", json!({})).ok();
+    node.run_with("CHECK", json!({})).ok_silent();
 }
 
 #[test]
 fn a_dhcp_like_change_in_the_same_slot_is_adopted_not_reverted() {
-    let node = Node::new("dhcp");
+    let node = Node::dual_homed("dhcp");
     node.host
         .ip("route add default via 172.26.0.1 dev eth0 metric 100");
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     node.host
         .ip("route del default via 172.26.0.1 dev eth0 metric 100");
     node.host
         .ip("route add default via 172.26.0.2 dev eth0 metric 100");
     let before = node.host.all_routes();
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     assert_eq!(node.host.all_routes(), before);
     let routes = node.baseline()["routes"].clone();
     assert_eq!(routes.as_array().unwrap().len(), 1);
@@ -191,30 +142,24 @@ fn a_dhcp_like_change_in_the_same_slot_is_adopted_not_reverted() {
 
 #[test]
 fn a_gateway_that_is_no_longer_on_link_is_reported() {
-    let node = Node::new("offlink");
+    let node = Node::dual_homed("offlink");
     node.host
         .ip("route add default via 172.26.0.33 dev eth1 metric 200");
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     node.host.ip("addr del 172.26.0.35/27 dev eth1");
-    let out = node.run("ADD", json!({}));
+    let out = node.run_with("ADD", json!({}));
     out.ok();
     assert!(out.stderr.contains("no longer on-link"), "{}", out.stderr);
 }
 
 #[test]
 fn baseline_command_records_shows_and_updates() {
-    let node = Node::new("cli");
-    case_a(&node);
+    let node = Node::dual_homed("cli");
+    node.case_a();
     let cmd = |args: &[&str]| {
-        let out = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &node.host.name,
-                common::BIN,
-                "baseline",
-                "--state-dir",
-            ])
+        let out = node
+            .host
+            .hostguard(["baseline", "--state-dir"])
             .arg(&node.state.path)
             .args(args)
             .output()
@@ -247,25 +192,17 @@ fn baseline_command_records_shows_and_updates() {
 
 #[test]
 fn install_with_state_dir_records_the_baseline_before_any_pod() {
-    let node = Node::new("inst");
-    case_a(&node);
+    let node = Node::dual_homed("inst");
+    node.case_a();
     let confdir = TempDir::new("instconf");
     std::fs::write(
         confdir.join("10-bridge.conflist"),
         r#"{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"bridge"}]}"#,
     )
     .unwrap();
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &node.host.name,
-            common::BIN,
-            "install",
-            "--timeout",
-            "0",
-        ])
-        .arg("--conf-dir")
+    let out = node
+        .host
+        .hostguard(["install", "--timeout", "0", "--conf-dir"])
         .arg(&confdir.path)
         .arg("--state-dir")
         .arg(&node.state.path)
@@ -280,6 +217,6 @@ fn install_with_state_dir_records_the_baseline_before_any_pod() {
     assert_eq!(routes, 2);
     // A later ADD on a host that lost a route restores it from the install-time baseline.
     node.host.ip("route del default via 172.26.0.33 dev eth1");
-    node.run("ADD", json!({})).ok();
+    node.run_with("ADD", json!({})).ok();
     assert_eq!(node.host.default_routes().len(), 2);
 }

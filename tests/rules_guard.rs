@@ -3,37 +3,26 @@
 
 mod common;
 
-use common::{conf, prev_result, Cni, Netns, TempDir};
+use common::Node;
 use serde_json::{json, Value};
 
-struct Node {
-    host: Netns,
-    container: Netns,
-    state: TempDir,
+/// A node with kube-router's rules: pod CIDR to its own table, plus an fwmark rule and IPv6
+/// twins.
+fn kube_router(tag: &str) -> Node {
+    let node = Node::new(tag);
+    node.host
+        .ip("rule add pref 100 from 10.244.0.0/16 lookup 77 proto static");
+    node.host
+        .ip("rule add pref 101 fwmark 0x1000/0xf000 lookup 78");
+    node.host
+        .ip("-6 rule add pref 100 from fd00:244::/56 lookup 77");
+    node.host.ip("rule add pref 200 iif eth9 lookup 90");
+    node
 }
 
 impl Node {
-    fn new(tag: &str) -> Node {
-        let host = Netns::new(&format!("{tag}h"));
-        // kube-router's shape: pod CIDR to its own table, plus an fwmark rule and IPv6 twins.
-        host.ip("rule add pref 100 from 10.244.0.0/16 lookup 77 proto static");
-        host.ip("rule add pref 101 fwmark 0x1000/0xf000 lookup 78");
-        host.ip("-6 rule add pref 100 from fd00:244::/56 lookup 77");
-        host.ip("rule add pref 200 iif eth9 lookup 90");
-        Node {
-            host,
-            container: Netns::new(&format!("{tag}c")),
-            state: TempDir::new(tag),
-        }
-    }
-
     fn run(&self, verb: &str, rules: Value) -> common::CniOutput {
-        let mut conf = conf("1.1.0", &self.state.path, json!({ "rules": rules }));
-        conf["prevResult"] = prev_result("1.1.0");
-        Cni::attach(verb, "ctr1", &self.container.path(), "eth0")
-            .in_ns(&self.host)
-            .config(&conf)
-            .run()
+        self.run_with(verb, json!({ "rules": rules }))
     }
 
     fn rules(&self) -> String {
@@ -51,7 +40,7 @@ fn guarded() -> Value {
 
 #[test]
 fn deleted_rules_of_both_families_are_restored_identically() {
-    let node = Node::new("rules");
+    let node = kube_router("rules");
     let before = node.rules();
     node.run("ADD", guarded()).ok();
     let baseline: Value =
@@ -80,7 +69,7 @@ fn deleted_rules_of_both_families_are_restored_identically() {
 
 #[test]
 fn with_restore_off_check_answers_103_naming_the_rule() {
-    let node = Node::new("rulesoff");
+    let node = kube_router("rulesoff");
     let off = json!({"match": [{"table": 77, "priority": 100}], "restore": false});
     node.run("ADD", off.clone()).ok();
     node.host
@@ -93,7 +82,7 @@ fn with_restore_off_check_answers_103_naming_the_rule() {
 
 #[test]
 fn rules_that_no_selector_picks_are_never_touched() {
-    let node = Node::new("rulesfree");
+    let node = kube_router("rulesfree");
     node.run("ADD", guarded()).ok();
     node.host.ip("rule del pref 200");
     node.run("ADD", guarded()).ok();
@@ -103,7 +92,7 @@ fn rules_that_no_selector_picks_are_never_touched() {
 
 #[test]
 fn a_rule_added_later_joins_the_guard() {
-    let node = Node::new("rulesnew");
+    let node = kube_router("rulesnew");
     node.run("ADD", guarded()).ok();
     node.host.ip("rule add pref 150 to 10.96.0.0/12 lookup 77");
     node.run("ADD", guarded()).ok();

@@ -7,60 +7,19 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use common::{conf, prev_result, Cni, CniOutput, Netns, TempDir, BIN};
+use common::{Cni, CniOutput, Netns, Node};
 use serde_json::{json, Value};
 
-/// A node with eth0 172.26.0.3/27 and eth1 172.26.0.35/27 (plus IPv6) whose gateways live in
-/// `peer`. DAD is off so kernel link-locals are final at once and pictures are stable.
-struct Node {
-    host: Netns,
-    _peer: Netns,
-    container: Netns,
-    state: TempDir,
-}
-
 impl Node {
-    fn new(tag: &str) -> Node {
-        let host = Netns::new(&format!("{tag}h"));
-        for key in ["all", "default"] {
-            sysctl(&host, &format!("net.ipv6.conf.{key}.accept_dad=0"));
-        }
-        let peer = Netns::new(&format!("{tag}p"));
-        host.veth_to("eth0", &peer, "gw0");
-        host.veth_to("eth1", &peer, "gw1");
-        host.ip("addr add 172.26.0.3/27 dev eth0");
-        host.ip("addr add 172.26.0.35/27 dev eth1");
-        host.ip("-6 addr add 2001:db8:0::3/64 dev eth0 nodad");
-        host.ip("-6 addr add 2001:db8:1::3/64 dev eth1 nodad");
-        peer.ip("addr add 172.26.0.1/27 dev gw0");
-        peer.ip("addr add 172.26.0.33/27 dev gw1");
-        peer.ip("-6 addr add 2001:db8:0::1/64 dev gw0 nodad");
-        peer.ip("-6 addr add 2001:db8:1::1/64 dev gw1 nodad");
-        Node {
-            host,
-            _peer: peer,
-            container: Netns::new(&format!("{tag}c")),
-            state: TempDir::new(tag),
-        }
-    }
-
     fn conf(&self) -> Value {
-        let mut conf = conf(
-            "1.1.0",
-            &self.state.path,
-            json!({
-                "uplink": {"interface": "eth1", "bridge": "br-sec"},
-                "logFile": self.state.join("hostguard.log").display().to_string(),
-            }),
-        );
-        conf["prevResult"] = prev_result("1.1.0");
-        conf
+        self.chained_conf(json!({
+            "uplink": {"interface": "eth1", "bridge": "br-sec"},
+            "logFile": self.state.join("hostguard.log").display().to_string(),
+        }))
     }
 
     fn cni(&self, verb: &str) -> Cni {
-        Cni::attach(verb, "ctr1", &self.container.path(), "eth0")
-            .in_ns(&self.host)
-            .config(&self.conf())
+        self.attach(verb, "ctr1").config(&self.conf())
     }
 
     fn run(&self, verb: &str) -> CniOutput {
@@ -68,8 +27,9 @@ impl Node {
     }
 
     fn release(&self) -> (i32, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.host.name, BIN, "uplink", "release"])
+        let out = self
+            .host
+            .hostguard(["uplink", "release"])
             .args(["--interface", "eth1", "--bridge", "br-sec", "--state-dir"])
             .arg(&self.state.path)
             .output()
@@ -220,17 +180,10 @@ fn assert_moved(before: &[String], after: &[String]) {
     }
 }
 
-fn case_a(node: &Node) {
-    node.host
-        .ip("route add default via 172.26.0.1 dev eth0 proto static");
-    node.host
-        .ip("route append default via 172.26.0.33 dev eth1 proto static");
-}
-
 #[test]
 fn case_a_two_static_defaults_survive_the_move_in_order() {
-    let node = Node::new("upa");
-    case_a(&node);
+    let node = Node::dual_homed("upa");
+    node.case_a();
     let before = routes(&node.host);
     let order_before = node.host.ip("route show default");
     node.run("ADD").ok();
@@ -265,7 +218,7 @@ fn case_a_two_static_defaults_survive_the_move_in_order() {
 
 #[test]
 fn case_b_metrics_stay_per_device() {
-    let node = Node::new("upb");
+    let node = Node::dual_homed("upb");
     node.host
         .ip("route add default via 172.26.0.1 dev eth0 metric 100");
     node.host
@@ -285,7 +238,7 @@ fn case_b_metrics_stay_per_device() {
 
 #[test]
 fn an_ipv6_equal_metric_multipath_default_keeps_both_hops() {
-    let node = Node::new("up6");
+    let node = Node::dual_homed("up6");
     node.host
         .ip("-6 route add default via 2001:db8:0::1 dev eth0 metric 1024");
     node.host
@@ -311,8 +264,8 @@ fn an_ipv6_equal_metric_multipath_default_keeps_both_hops() {
 
 #[test]
 fn policy_tables_rules_and_rich_route_attributes_move_intact() {
-    let node = Node::new("uprich");
-    case_a(&node);
+    let node = Node::dual_homed("uprich");
+    node.case_a();
     let h = &node.host;
     h.ip("route add default via 172.26.0.33 dev eth1 table 100 proto static metric 7");
     h.ip("rule add from 10.1.0.0/16 lookup 100 pref 100");
@@ -344,7 +297,7 @@ fn policy_tables_rules_and_rich_route_attributes_move_intact() {
 
 #[test]
 fn addresses_keep_labels_flags_and_running_lifetimes() {
-    let node = Node::new("upaddr");
+    let node = Node::dual_homed("upaddr");
     let h = &node.host;
     h.ip("addr add 172.26.0.36/27 dev eth1 label eth1:sec");
     h.ip(
@@ -414,8 +367,8 @@ fn addresses_keep_labels_flags_and_running_lifetimes() {
 
 #[test]
 fn release_restores_the_host_exactly() {
-    let node = Node::new("uprel");
-    case_a(&node);
+    let node = Node::dual_homed("uprel");
+    node.case_a();
     let h = &node.host;
     h.ip("addr add 172.26.0.36/27 dev eth1 label eth1:sec");
     h.ip("-6 route append default via 2001:db8:1::1 dev eth1 metric 1024");
@@ -450,8 +403,8 @@ fn release_restores_the_host_exactly() {
 
 #[test]
 fn release_before_and_after_compare_with_the_host_before_attach() {
-    let node = Node::new("uprel2");
-    case_a(&node);
+    let node = Node::dual_homed("uprel2");
+    node.case_a();
     node.host
         .ip("-6 route add default via 2001:db8:1::1 dev eth1 metric 1024");
     let before = picture(&node.host);
@@ -465,8 +418,8 @@ fn release_before_and_after_compare_with_the_host_before_attach() {
 
 #[test]
 fn a_bridge_name_taken_by_another_kind_of_link_changes_nothing() {
-    let node = Node::new("upveth");
-    case_a(&node);
+    let node = Node::dual_homed("upveth");
+    node.case_a();
     node.host.ip("link add br-sec type veth peer name br-peer");
     let before = picture(&node.host);
     let err = node.run("ADD").error(104);
@@ -480,8 +433,8 @@ fn a_bridge_name_taken_by_another_kind_of_link_changes_nothing() {
 
 #[test]
 fn a_step_the_kernel_refuses_rolls_back_to_the_exact_prior_state() {
-    let node = Node::new("updis");
-    case_a(&node);
+    let node = Node::dual_homed("updis");
+    node.case_a();
     // An existing, down bridge on which IPv6 is disabled: IPv4 addresses copy, the IPv6 one
     // fails with EACCES, and everything (including bringing the bridge up) is undone. It was up
     // once before: the kernel gives a link its qdisc on the first up and keeps it, which no
@@ -518,8 +471,8 @@ fn step_count(node: &Node) -> (usize, usize, usize) {
 }
 
 fn crash_node(tag: &str) -> Node {
-    let node = Node::new(tag);
-    case_a(&node);
+    let node = Node::dual_homed(tag);
+    node.case_a();
     let h = &node.host;
     h.ip("addr add 172.26.0.36/27 dev eth1 label eth1:sec");
     h.ip("-6 route add default via 2001:db8:0::1 dev eth0 metric 1024");
@@ -591,8 +544,8 @@ fn a_kill_at_any_step_of_a_release_is_finished_or_rolled_back() {
     node.run("ADD").ok();
     let attached = picture(&node.host);
     let release_with = |var: &str, k: usize| {
-        Command::new("ip")
-            .args(["netns", "exec", &node.host.name, BIN, "uplink", "release"])
+        node.host
+            .hostguard(["uplink", "release"])
             .args(["--interface", "eth1", "--bridge", "br-sec", "--state-dir"])
             .arg(&node.state.path)
             .env(var, k.to_string())
@@ -693,8 +646,8 @@ fn concurrent_adds_attach_once() {
 
 #[test]
 fn check_reports_an_uplink_that_left_its_bridge() {
-    let node = Node::new("upchk");
-    case_a(&node);
+    let node = Node::dual_homed("upchk");
+    node.case_a();
     node.run("ADD").ok();
     node.run("CHECK").ok_silent();
     node.host.ip("link set eth1 nomaster");
@@ -713,19 +666,12 @@ fn check_reports_an_uplink_that_left_its_bridge() {
 
 #[test]
 fn the_route_guard_follows_the_move_instead_of_restoring_eth1() {
-    let node = Node::new("upguard");
-    case_a(&node);
+    let node = Node::dual_homed("upguard");
+    node.case_a();
     // A baseline recorded before the attach, as `hostguard install --state-dir` does.
     common::run_ok(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &node.host.name,
-                BIN,
-                "baseline",
-                "--state-dir",
-            ])
+        node.host
+            .hostguard(["baseline", "--state-dir"])
             .arg(&node.state.path),
     );
     node.run("ADD").ok();
@@ -737,8 +683,7 @@ fn the_route_guard_follows_the_move_instead_of_restoring_eth1() {
         after,
         "the guard added nothing back on eth1"
     );
-    let baseline: Value =
-        serde_json::from_slice(&std::fs::read(node.state.join("baseline.json")).unwrap()).unwrap();
+    let baseline = node.baseline();
     let devs: Vec<&str> = baseline["routes"]
         .as_array()
         .unwrap()
@@ -753,13 +698,9 @@ fn the_route_guard_follows_the_move_instead_of_restoring_eth1() {
 
 #[test]
 fn release_usage_errors_and_missing_records() {
-    let node = Node::new("upcli");
+    let node = Node::dual_homed("upcli");
     let run = |args: &[&str]| {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &node.host.name, BIN])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = node.host.hostguard(args).output().unwrap();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -772,30 +713,20 @@ fn release_usage_errors_and_missing_records() {
         Some(2)
     );
     let dir = node.state.path.display().to_string();
-    let (status, stderr) = run(&[
-        "uplink",
-        "release",
-        "--interface",
-        "eth1",
-        "--bridge",
-        "../x",
-        "--state-dir",
-        &dir,
-    ]);
-    assert_eq!(status, Some(1));
-    assert!(stderr.contains("not a valid link name"), "{stderr}");
-    let (status, stderr) = run(&[
-        "uplink",
-        "release",
-        "--interface",
-        "eth1",
-        "--bridge",
-        "br-sec",
-        "--state-dir",
-        &dir,
-    ]);
-    assert_eq!(status, Some(1));
-    assert!(stderr.contains("no record"), "{stderr}");
+    for (bridge, says) in [("../x", "not a valid link name"), ("br-sec", "no record")] {
+        let (status, stderr) = run(&[
+            "uplink",
+            "release",
+            "--interface",
+            "eth1",
+            "--bridge",
+            bridge,
+            "--state-dir",
+            &dir,
+        ]);
+        assert_eq!(status, Some(1), "--bridge {bridge}: {stderr}");
+        assert!(stderr.contains(says), "--bridge {bridge}: {stderr}");
+    }
 }
 
 /// Figures, not assertions: `cargo test --release --test uplink -- --ignored --nocapture`.

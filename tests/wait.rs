@@ -12,24 +12,10 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{conf, prev_result, Cni, CniOutput, Netns, TempDir};
+use common::{conf, prev_result, Cni, CniOutput, Node};
 use serde_json::{json, Value};
 
-struct Node {
-    host: Netns,
-    container: Netns,
-    state: TempDir,
-}
-
 impl Node {
-    fn new(tag: &str) -> Node {
-        Node {
-            host: Netns::new(&format!("{tag}h")),
-            container: Netns::new(&format!("{tag}c")),
-            state: TempDir::new(tag),
-        }
-    }
-
     fn log_path(&self) -> PathBuf {
         self.state.join("hostguard.log")
     }
@@ -46,11 +32,11 @@ impl Node {
         );
         conf["prevResult"] = prev_result("1.1.0");
         let cni = if verb == "STATUS" {
-            Cni::new(verb)
+            Cni::new(verb).in_ns(&self.host)
         } else {
-            Cni::attach(verb, "ctr1", &self.container.path(), "eth0")
+            self.attach(verb, "ctr1")
         };
-        cni.in_ns(&self.host).config(&conf)
+        cni.config(&conf)
     }
 
     fn run(&self, verb: &str, wait_for: Value) -> CniOutput {

@@ -5,10 +5,11 @@
 //! test panics. The machine's root namespace is never changed: `ip` always runs with `-n`.
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -110,6 +111,33 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Turns IPv6 duplicate address detection off for the links made from now on: addresses
+    /// (kernel link-locals too) are final at once, so two pictures of an untouched namespace
+    /// are equal.
+    pub fn without_dad(&self) {
+        run_ok(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.name,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+        ]));
+    }
+
+    /// `hostguard ARGS...` inside this namespace, as an operator or an init container runs it.
+    pub fn hostguard<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: impl IntoIterator<Item = S>,
+    ) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, BIN]).args(args);
+        cmd
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
@@ -141,11 +169,14 @@ impl Drop for TempDir {
     }
 }
 
-/// One CNI invocation.
+/// One run of the real binary as a runtime makes it: environment from scratch, config on stdin,
+/// optionally inside a namespace and under a time limit.
+#[derive(Clone)]
 pub struct Cni {
     env: Vec<(String, String)>,
     stdin: Vec<u8>,
     host: Option<String>,
+    limit: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -157,24 +188,21 @@ pub struct CniOutput {
 
 impl CniOutput {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}): {:?} stderr: {}",
-                self.stdout, self.stderr
-            )
-        })
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {self:?}"))
     }
 
-    /// Asserts a CNI error with `code` and returns the error object.
+    /// Asserts a CNI error with `code` (exit 1, the spec's error object on stdout) and returns it.
     pub fn error(&self, code: u64) -> Value {
-        assert_eq!(self.status, 1, "expected failure, got {self:?}");
+        assert_eq!(self.status, 1, "expected a CNI error {code}: {self:?}");
         let json = self.json();
         assert_eq!(json["code"], code, "wrong code: {json}");
         assert!(
             json["msg"].as_str().is_some_and(|m| !m.is_empty()),
             "no msg: {json}"
         );
-        assert!(json.get("details").is_some(), "no details: {json}");
+        assert!(json["details"].is_string(), "no details: {json}");
+        assert!(json["cniVersion"].is_string(), "no cniVersion: {json}");
         json
     }
 
@@ -198,6 +226,7 @@ impl Cni {
             ],
             stdin: Vec::new(),
             host: None,
+            limit: None,
         }
     }
 
@@ -235,7 +264,15 @@ impl Cni {
         self
     }
 
-    pub fn run(&self) -> CniOutput {
+    /// Makes [`Cni::run`] kill a run that outlives `limit` and fail the test as a hang, instead
+    /// of blocking the suite.
+    pub fn hang_limit(mut self, limit: Duration) -> Cni {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The command, environment set, for tests that spawn and feed it themselves.
+    pub fn command(&self) -> Command {
         let mut cmd = match &self.host {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -248,22 +285,147 @@ impl Cni {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd
+        cmd
+    }
+
+    pub fn run(&self) -> CniOutput {
+        match self.limit {
+            Some(limit) => self
+                .run_within(limit)
+                .unwrap_or_else(|| panic!("hostguard hung for {limit:?} on {:?}", self.env)),
+            None => self.finish(None).expect("a run without a limit finishes"),
+        }
+    }
+
+    /// `None` if the run did not finish within `limit` (it is killed, by its PID).
+    pub fn run_within(&self, limit: Duration) -> Option<CniOutput> {
+        self.finish(Some(limit))
+    }
+
+    fn finish(&self, limit: Option<Duration>) -> Option<CniOutput> {
+        let started = Instant::now();
+        let mut child = self
+            .command()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn hostguard");
         let mut stdin = child.stdin.take().expect("stdin");
-        // The plugin may stop reading early (oversized input); a broken pipe is then expected.
-        let _ = stdin.write_all(&self.stdin);
-        drop(stdin);
-        let out = child.wait_with_output().expect("wait hostguard");
-        CniOutput {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        let body = self.stdin.clone();
+        // A separate writer: the plugin may stop reading early (oversized input; the broken pipe
+        // is then expected), and a blocked write must not keep this thread from noticing a hang.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&body);
+        });
+        let stdout = drain(child.stdout.take().expect("stdout"));
+        let stderr = drain(child.stderr.take().expect("stderr"));
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait hostguard") {
+                break Some(status);
+            }
+            if limit.is_some_and(|limit| started.elapsed() > limit) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let _ = writer.join();
+        let stdout = stdout.join().expect("stdout reader");
+        let stderr = stderr.join().expect("stderr reader");
+        Some(CniOutput {
+            status: status?.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).trim_end().to_string(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+}
+
+/// Reads `pipe` to its end on a thread of its own, so that neither pipe can fill and stall the
+/// child while the other is read.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// What one attachment needs: a host namespace the plugin runs in, a container namespace and a
+/// state directory.
+pub struct Node {
+    pub host: Netns,
+    pub container: Netns,
+    pub state: TempDir,
+    /// Where a dual-homed host's gateways live; kept for the node's life.
+    _gateways: Option<Netns>,
+}
+
+impl Node {
+    pub fn new(tag: &str) -> Node {
+        Node {
+            host: Netns::new(&format!("{tag}h")),
+            container: Netns::new(&format!("{tag}c")),
+            state: TempDir::new(tag),
+            _gateways: None,
         }
+    }
+
+    /// Incident 1's node: eth0 172.26.0.3/27 and 2001:db8:0::3/64, eth1 172.26.0.35/27 and
+    /// 2001:db8:1::3/64, their gateways (.1, .33, ::1) in a namespace of their own, no routes yet.
+    pub fn dual_homed(tag: &str) -> Node {
+        let host = Netns::new(&format!("{tag}h"));
+        host.without_dad();
+        let gateways = Netns::new(&format!("{tag}p"));
+        host.veth_to("eth0", &gateways, "gw0");
+        host.veth_to("eth1", &gateways, "gw1");
+        host.ip("addr add 172.26.0.3/27 dev eth0");
+        host.ip("addr add 172.26.0.35/27 dev eth1");
+        host.ip("-6 addr add 2001:db8:0::3/64 dev eth0 nodad");
+        host.ip("-6 addr add 2001:db8:1::3/64 dev eth1 nodad");
+        gateways.ip("addr add 172.26.0.1/27 dev gw0");
+        gateways.ip("addr add 172.26.0.33/27 dev gw1");
+        gateways.ip("-6 addr add 2001:db8:0::1/64 dev gw0 nodad");
+        gateways.ip("-6 addr add 2001:db8:1::1/64 dev gw1 nodad");
+        Node {
+            host,
+            container: Netns::new(&format!("{tag}c")),
+            state: TempDir::new(tag),
+            _gateways: Some(gateways),
+        }
+    }
+
+    /// Incident 1's case A on a dual-homed node: a static default route through each uplink.
+    pub fn case_a(&self) {
+        self.host
+            .ip("route add default via 172.26.0.1 dev eth0 proto static");
+        self.host
+            .ip("route append default via 172.26.0.33 dev eth1 proto static");
+    }
+
+    /// Container `id`'s eth0, with the plugin run inside the host namespace.
+    pub fn attach(&self, verb: &str, id: &str) -> Cni {
+        Cni::attach(verb, id, &self.container.path(), "eth0").in_ns(&self.host)
+    }
+
+    /// A 1.1.0 configuration with this node's state directory, a prevResult and `extra` keys.
+    pub fn chained_conf(&self, extra: Value) -> Value {
+        let mut conf = conf("1.1.0", &self.state.path, extra);
+        conf["prevResult"] = prev_result("1.1.0");
+        conf
+    }
+
+    /// Container "ctr1" with [`Node::chained_conf`] of `extra`, run to its end.
+    pub fn run_with(&self, verb: &str, extra: Value) -> CniOutput {
+        self.attach(verb, "ctr1")
+            .config(&self.chained_conf(extra))
+            .run()
+    }
+
+    /// The baseline the plugin recorded.
+    pub fn baseline(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.state.join("baseline.json")).unwrap()).unwrap()
     }
 }
 

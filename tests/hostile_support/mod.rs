@@ -1,6 +1,6 @@
 //! What the hostile, fault and concurrency suites share: a node (a throwaway host namespace with a
-//! realistic network, a container namespace, a scratch directory), a runner for the real binary
-//! that never waits forever, and before/after pictures of the host and of the files.
+//! realistic network, a container namespace, a scratch directory), runs of the real binary that
+//! never wait forever, and before/after pictures of the host and of the files.
 //!
 //! "Untouched" means: the host namespace's links, addresses, routes (every table, both families)
 //! and rules print the same, and every file under the scratch directory has the same name, type,
@@ -8,15 +8,13 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{prev_result, Netns, TempDir, BIN};
+use crate::common::{prev_result, Cni, Netns, TempDir};
 
 /// Longer than any legitimate invocation here (the slowest waits 1 s); a run that reaches it is
 /// reported as a hang instead of blocking the suite.
@@ -37,17 +35,8 @@ impl Node {
         let container = Netns::new(&format!("{tag}c"));
         // Without duplicate address detection, addresses are final at once and two pictures
         // of an untouched host are equal.
-        for ns in [&host, &container] {
-            crate::common::run_ok(Command::new("ip").args([
-                "netns",
-                "exec",
-                &ns.name,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0",
-            ]));
-        }
+        host.without_dad();
+        container.without_dad();
         host.veth_to("eth0", &container, "peer0");
         host.ip("addr add 172.26.0.3/24 dev eth0");
         host.ip("-6 addr add fd00::3/64 dev eth0 nodad");
@@ -83,12 +72,10 @@ impl Node {
     }
 
     /// An invocation inside the host namespace with the usual attachment variables.
-    pub fn call(&self, verb: &str, id: &str) -> Call {
-        Call::new(verb)
-            .env("CNI_CONTAINERID", id)
-            .env("CNI_NETNS", &self.container.path().display().to_string())
-            .env("CNI_IFNAME", "eth0")
-            .netns(&self.host.name)
+    pub fn call(&self, verb: &str, id: &str) -> Cni {
+        Cni::attach(verb, id, &self.container.path(), "eth0")
+            .in_ns(&self.host)
+            .hang_limit(HANG)
     }
 
     pub fn picture(&self) -> Picture {
@@ -200,163 +187,6 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
                 .is_some_and(|n| n.to_string_lossy().starts_with(".hostguard-tmp-"))
         })
         .collect()
-}
-
-/// One run of the real binary: environment from scratch, stdin, optionally inside a namespace.
-#[derive(Clone)]
-pub struct Call {
-    env: Vec<(String, String)>,
-    stdin: Vec<u8>,
-    netns: Option<String>,
-}
-
-#[derive(Debug)]
-pub struct Out {
-    pub status: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
-}
-
-impl Out {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {self:?}"))
-    }
-
-    /// Asserts a CNI error with `code` (exit 1, JSON error on stdout) and returns it.
-    pub fn error(&self, code: u64) -> Value {
-        assert_eq!(self.status, 1, "expected a CNI error {code}: {self:?}");
-        let json = self.json();
-        assert_eq!(json["code"], code, "wrong code: {json}");
-        assert!(
-            json["msg"].as_str().is_some_and(|m| !m.is_empty()),
-            "no msg: {json}"
-        );
-        assert!(json["details"].is_string(), "no details: {json}");
-        assert!(json["cniVersion"].is_string(), "no cniVersion: {json}");
-        json
-    }
-
-    pub fn ok(&self) -> &Out {
-        assert_eq!(self.status, 0, "expected success: {self:?}");
-        self
-    }
-
-    /// The stdout text of a success, or the error's code.
-    pub fn code(&self) -> Option<u64> {
-        (self.status != 0).then(|| self.json()["code"].as_u64().unwrap_or(0))
-    }
-}
-
-impl Call {
-    pub fn new(verb: &str) -> Call {
-        Call {
-            env: vec![("CNI_COMMAND".into(), verb.into())],
-            stdin: Vec::new(),
-            netns: None,
-        }
-    }
-
-    pub fn env(mut self, key: &str, value: &str) -> Call {
-        self.env.retain(|(k, _)| k != key);
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    pub fn unset(mut self, key: &str) -> Call {
-        self.env.retain(|(k, _)| k != key);
-        self
-    }
-
-    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Call {
-        self.stdin = bytes.into();
-        self
-    }
-
-    pub fn config(self, conf: &Value) -> Call {
-        self.stdin(conf.to_string())
-    }
-
-    pub fn netns(mut self, name: &str) -> Call {
-        self.netns = Some(name.to_string());
-        self
-    }
-
-    pub fn command(&self) -> Command {
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, BIN]);
-                c
-            }
-            None => Command::new(BIN),
-        };
-        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    /// Runs to completion; a run that outlives [`HANG`] is killed (by its PID) and fails the test.
-    pub fn run(&self) -> Out {
-        self.run_within(HANG)
-            .unwrap_or_else(|| panic!("hostguard hung for {HANG:?} on {:?}", self.env))
-    }
-
-    /// `None` if the run did not finish within `limit` (it is killed).
-    pub fn run_within(&self, limit: Duration) -> Option<Out> {
-        let started = Instant::now();
-        let mut child = self
-            .command()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn hostguard");
-        let mut stdin = child.stdin.take().unwrap();
-        let body = self.stdin.clone();
-        // A separate writer: the plugin may stop reading early (oversized input), and a
-        // blocked write must not keep this thread from noticing a hang.
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&body);
-        });
-        let mut stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let out_reader = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut stdout, &mut s);
-            s
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut stderr, &mut s);
-            s
-        });
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait hostguard") {
-                break Some(status);
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let elapsed = started.elapsed();
-        let _ = writer.join();
-        let stdout = out_reader.join().unwrap();
-        let stderr = err_reader.join().unwrap();
-        let status = status?;
-        Some(Out {
-            status: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).trim_end().to_string(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            elapsed,
-        })
-    }
 }
 
 /// `mkfifo path`.
