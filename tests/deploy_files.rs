@@ -11,21 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{prev_result, Cni, Netns, TempDir};
+use hostguard::install::entry::KNOWN_KEYS;
 use ipnetwork::IpNetwork;
 use serde_json::{json, Map, Value};
-
-const KNOWN_KEYS: [&str; 10] = [
-    "type",
-    "logFile",
-    "logLevel",
-    "stateDir",
-    "routes",
-    "rules",
-    "uplink",
-    "refuse",
-    "networkManager",
-    "waitFor",
-];
 
 /// The primaries the examples must cover, by the type of their first plugin.
 const PRIMARIES: [&str; 5] = ["bridge", "flannel", "calico", "cilium-cni", "azure-vnet"];

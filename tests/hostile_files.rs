@@ -325,6 +325,14 @@ fn results(text: &str) -> Vec<(String, i32, Value)> {
         .collect()
 }
 
+/// Each call's name, exit status and CNI error code (0 for none).
+fn codes(calls: &[(String, i32, Value)]) -> Vec<(String, i32, u64)> {
+    calls
+        .iter()
+        .map(|(what, rc, v)| (what.clone(), *rc, v["code"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
 /// A tiny tmpfs (64 KiB) as the state directory, filled up: writes fail with ENOSPC, the error is
 /// code 5, no temporary file is left, and what was there stays valid. Once there is room again,
 /// the next ADD works.
@@ -366,12 +374,8 @@ done
     );
     let text = in_private_mounts(&mount, &script);
     let calls = results(&text);
-    let codes: Vec<(String, i32, u64)> = calls
-        .iter()
-        .map(|(what, rc, v)| (what.clone(), *rc, v["code"].as_u64().unwrap_or(0)))
-        .collect();
     assert_eq!(
-        codes,
+        codes(&calls),
         [
             ("ADD c1".into(), 1, 5),
             ("ADD c1".into(), 0, 0),
@@ -422,12 +426,8 @@ call GC c1 "$C"
         conf = conf_file.display(),
     );
     let text = in_private_mounts(&node.state(), &script);
-    let codes: Vec<(String, i32, u64)> = results(&text)
-        .iter()
-        .map(|(what, rc, v)| (what.clone(), *rc, v["code"].as_u64().unwrap_or(0)))
-        .collect();
     assert_eq!(
-        codes,
+        codes(&results(&text)),
         [
             ("ADD c2".into(), 1, 5),
             ("CHECK c1".into(), 0, 0),
