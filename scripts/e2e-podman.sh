@@ -15,16 +15,8 @@
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 
-# shellcheck source=lib/common.sh
-source "$(dirname "$0")/lib/common.sh"
-# shellcheck source=lib/netns.sh
-source "$HG_REPO/scripts/lib/netns.sh"
-# shellcheck source=lib/chain.sh
-source "$HG_REPO/scripts/lib/chain.sh"
-# shellcheck source=lib/runtimes.sh
-source "$HG_REPO/scripts/lib/runtimes.sh"
 # shellcheck source=lib/guarded.sh
-source "$HG_REPO/scripts/lib/guarded.sh"
+source "$(dirname "$0")/lib/guarded.sh"
 
 PLUGIN=${PLUGIN:-hostguard}
 TIMING_RUNS=${HG_TIMING_RUNS:-0}

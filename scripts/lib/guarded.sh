@@ -1,10 +1,12 @@
 # shellcheck shell=bash
+# shellcheck source-path=SCRIPTDIR
 # Globals set here are read by the scripts; PLUGIN is set by them.
 # shellcheck disable=SC2034,SC2153
 # The guarded node that the real-runtime e2e scripts share (e2e-containerd,
 # e2e-podman, e2e-install): namespaces, host setup, the plugin binary (traced),
-# the conflist, and the checks every container run gets. Needs common.sh,
-# netns.sh, chain.sh, runtimes.sh, and hg_init done; uses $T (= $HG_TMP).
+# the conflist, and the checks every container run gets. Sourcing it sources
+# what it needs (common.sh, netns.sh, chain.sh, runtimes.sh); most of it needs
+# hg_init done and uses $T (= $HG_TMP).
 #
 #   hg_node_setup PLUGIN      HOST_NS, UP_NS, SUBNET, CG, the holder, the
 #                             rootfs, $HG_CNI/bin/PLUGIN (traced), ENTRY, UPLINK
@@ -15,6 +17,15 @@
 #   hg_e2e_conflist NETWORK   the runtime conflist of the chain, shown
 #   hg_e2e_containers RUN_FN  containers 1 to 4 with the damage between them
 #   hg_e2e_finish             the log's tail, the teardown checks, the tally
+
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=netns.sh
+source "$HG_REPO/scripts/lib/netns.sh"
+# shellcheck source=chain.sh
+source "$HG_REPO/scripts/lib/chain.sh"
+# shellcheck source=runtimes.sh
+source "$HG_REPO/scripts/lib/runtimes.sh"
 
 PLUGIN_REAL=
 UPLINK=0
