@@ -33,10 +33,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use netlink_packet_route::link::{InfoKind, LinkLayerType, LinkMessage};
+use netlink_packet_route::link::LinkLayerType;
 
-use crate::host::links;
 use crate::keyfile::{self, Dialect};
+use crate::netlink::{format_mac, InfoKind, LinkExt, LinkMessage};
 
 /// Where NetworkManager keeps its state and configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,16 +104,22 @@ impl LinkFacts {
     }
 
     pub fn from_message(msg: &LinkMessage) -> Option<Self> {
-        let name = links::name(msg)?;
-        let kind = links::kind(msg).map(|k| k.to_string());
-        let nm_type = match links::kind(msg) {
+        let name = msg.name()?;
+        let kind = msg.kind().map(|k| k.to_string());
+        let nm_type = match msg.kind() {
             Some(InfoKind::Other(other)) => other.clone(),
             _ => nm_type_for_kind(kind.as_deref(), Some(msg.header.link_layer_type)).to_owned(),
         };
         Some(LinkFacts {
             name: name.to_owned(),
             ifindex: msg.header.index,
-            mac: links::permanent_mac(msg).or_else(|| links::mac(msg)),
+            // The permanent address is what NetworkManager's `mac:` specs match; an empty
+            // address attribute is no address at all.
+            mac: [msg.permanent_mac(), msg.mac()]
+                .into_iter()
+                .flatten()
+                .find(|mac| !mac.is_empty())
+                .map(format_mac),
             nm_type,
         })
     }

@@ -19,7 +19,7 @@ use super::plan::{Operation, Step};
 use super::record::{self, UplinkRecord};
 use super::verify;
 use crate::host::routes::{DefaultRoute, Slot};
-use crate::netlink::{AddMode, AddressFamily, LinkExt, Netlink, NlError, RouteMessage};
+use crate::netlink::{AddMode, AddressFamily, InfoKind, LinkExt, Netlink, NlError, RouteMessage};
 use crate::state::{StateDir, FORMAT_VERSION};
 
 /// How a run of the plan ended.
@@ -278,7 +278,7 @@ impl<'a> Engine<'a> {
                 let Some(link) = self.nl.link_by_name(&self.journal.bridge)? else {
                     return Ok(());
                 };
-                if link.kind().as_deref() != Some("bridge") {
+                if !matches!(link.kind(), Some(InfoKind::Bridge)) {
                     bail!("{} is no longer a bridge; left alone", self.journal.bridge);
                 }
                 let Some(bridge) = self.fresh_bridge()? else {
@@ -420,7 +420,7 @@ impl<'a> Engine<'a> {
         let Some(bridge) = self.nl.link_by_name(&self.journal.bridge)? else {
             return Ok(None);
         };
-        if bridge.kind().as_deref() != Some("bridge") {
+        if !matches!(bridge.kind(), Some(InfoKind::Bridge)) {
             return Ok(None);
         }
         let index = bridge.header.index;

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::host::route_guard::LinkTable;
-use crate::netlink::{LinkExt, Netlink};
+use crate::netlink::{InfoKind, LinkExt, Netlink};
 use crate::state::StateDir;
 use apply::{Engine, Finish};
 use journal::Journal;
@@ -151,11 +151,11 @@ pub fn attach(
     let uplink_master = uplink.master();
     if let Some(existing) = links.get(bridge) {
         let kind = existing.kind();
-        if kind.as_deref() != Some("bridge") {
+        if !matches!(kind, Some(InfoKind::Bridge)) {
             return Err(UplinkError::NotAttempted(format!(
                 "uplink.bridge {bridge} exists but is a {} link, not a bridge; choose another \
                  name or remove it",
-                kind.as_deref().unwrap_or("plain")
+                kind.map_or_else(|| "plain".to_owned(), ToString::to_string)
             )));
         }
         if uplink_master == Some(existing.header.index) {
