@@ -34,7 +34,7 @@ use anyhow::Context;
 use crate::host::route_guard::LinkTable;
 use crate::netlink::{InfoKind, LinkExt, Netlink};
 use crate::state::StateDir;
-use apply::{Engine, Finish};
+use apply::Engine;
 use journal::Journal;
 use plan::Operation;
 
@@ -72,9 +72,11 @@ pub enum UplinkError {
     Refused { link: String, refusal: Refusal },
     /// The move was not started, for the reason given; nothing changed.
     NotAttempted(String),
-    /// A step failed and the host was rolled back to its state before the attempt.
+    /// A step failed and the host was rolled back to its state before the attempt; the journal
+    /// is gone.
     RolledBack { step: String, cause: String },
-    /// A step failed and the rollback could not undo everything.
+    /// A step failed and the rollback could not undo everything; the journal was set aside at
+    /// `journal`.
     RollbackIncomplete {
         step: String,
         cause: String,
@@ -204,7 +206,7 @@ pub fn attach(
     let finish = engine.forward(false);
     let mut notes = plan.notes;
     notes.append(&mut engine.notes);
-    finish_to_result(finish)?;
+    finish?;
     Ok(Attached::Now {
         bridge_created,
         addresses,
@@ -241,25 +243,6 @@ fn check_names(interface: &str, bridge: &str) -> Result<(), UplinkError> {
         )));
     }
     Ok(())
-}
-
-fn finish_to_result(finish: Finish) -> Result<(), UplinkError> {
-    match finish {
-        Finish::Completed => Ok(()),
-        Finish::RolledBack { step, cause } => Err(UplinkError::RolledBack { step, cause }),
-        Finish::RollbackIncomplete {
-            step,
-            cause,
-            leftovers,
-            journal,
-        } => Err(UplinkError::RollbackIncomplete {
-            step,
-            cause,
-            leftovers,
-            journal,
-        }),
-        Finish::CleanupFailed { step, cause } => Err(UplinkError::CleanupFailed { step, cause }),
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::apply::Engine;
 use super::journal::Journal;
 use super::observe::{self, Selection};
 use super::plan::{self, Operation, ReleaseFacts, Step};
-use super::{check_names, finish_to_result, record, UplinkError};
+use super::{check_names, record, UplinkError};
 use crate::host::route_guard::LinkTable;
 use crate::netlink::{LinkExt, Netlink};
 use crate::state::StateDir;
@@ -86,7 +86,7 @@ pub fn release(state: &StateDir, interface: &str, bridge: &str) -> Result<Releas
     let finish = engine.forward(false);
     notes.extend(plan.notes);
     notes.append(&mut engine.notes);
-    finish_to_result(finish)?;
+    finish?;
     Ok(Released {
         addresses,
         routes,
