@@ -185,16 +185,14 @@ pub fn attach(
         }
     }
 
-    let observed = observe::observe(&mut nl, &links, interface, bridge, None).map_err(|err| {
+    let cannot_plan = |err: anyhow::Error| {
         UplinkError::NotAttempted(format!(
             "cannot plan moving {interface} into {bridge}: {err:#}"
         ))
-    })?;
-    let plan = plan::attach(&observed, bridge).map_err(|err| {
-        UplinkError::NotAttempted(format!(
-            "cannot plan moving {interface} into {bridge}: {err:#}"
-        ))
-    })?;
+    };
+    let observed =
+        observe::observe(&mut nl, &links, interface, bridge, None).map_err(cannot_plan)?;
+    let plan = plan::attach(&observed, bridge).map_err(cannot_plan)?;
     let (addresses, routes) = (observed.addresses.len(), observed.routes.len());
     let left_alone = observed.left_alone.clone();
     let journal = Journal::new(Operation::Attach, interface, bridge, observed, &plan);
