@@ -38,7 +38,7 @@ mod rules;
 mod socket;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::IpAddr;
 

@@ -28,6 +28,18 @@ fn private_netns() -> Netlink {
 }
 
 /// Runs `ip` in this thread's namespace and returns its stdout.
+/// The names of every link `nl` sees, sorted.
+pub(crate) fn link_names(nl: &mut Netlink) -> Vec<String> {
+    let mut names: Vec<String> = nl
+        .links()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.name().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
 fn ip(args: &[&str]) -> String {
     assert_ne!(
         std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
@@ -86,14 +98,7 @@ fn links_are_dumped_and_looked_up_by_name_and_index() {
     let a = nl.create_veth("hg-a", "hg-a-peer").unwrap();
     let peer = nl.link_by_name("hg-a-peer").unwrap().unwrap();
 
-    let mut names: Vec<String> = nl
-        .links()
-        .unwrap()
-        .iter()
-        .filter_map(|l| l.name().map(str::to_owned))
-        .collect();
-    names.sort();
-    assert_eq!(names, ["hg-a", "hg-a-peer", "lo"]);
+    assert_eq!(link_names(&mut nl), ["hg-a", "hg-a-peer", "lo"]);
 
     let link = nl.link_by_index(a).unwrap().unwrap();
     assert_eq!(link.name(), Some("hg-a"));
