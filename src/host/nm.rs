@@ -232,17 +232,11 @@ fn read_device_record(path: &Path) -> Result<Option<bool>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text = keyfile::read_config_file(path)
-        .context("read NetworkManager's device state; restarting NetworkManager rewrites it")?;
-    let parsed = keyfile::parse(&text, Dialect::GKeyFile);
-    if let Some(problem) = parsed.problems.first() {
-        anyhow::bail!(
-            "{}: line {}: {}; restarting NetworkManager rewrites this file",
-            path.display(),
-            problem.line,
-            problem.message
-        );
-    }
+    let parsed = read_gkeyfile(
+        path,
+        "read NetworkManager's device state; restarting NetworkManager rewrites it",
+        "; restarting NetworkManager rewrites this file",
+    )?;
     let Some(entry) = parsed.last("device", "managed") else {
         return Ok(None);
     };
@@ -255,6 +249,26 @@ fn read_device_record(path: &Path) -> Result<Option<bool>> {
             entry.value
         ),
     }
+}
+
+/// Reads and parses a GKeyFile of NetworkManager's. A syntax error is an error naming the file and
+/// line, followed by `after_problem`, which tells the operator what fixes it.
+fn read_gkeyfile(
+    path: &Path,
+    unreadable: &'static str,
+    after_problem: &str,
+) -> Result<keyfile::Parsed> {
+    let text = keyfile::read_config_file(path).context(unreadable)?;
+    let parsed = keyfile::parse(&text, Dialect::GKeyFile);
+    if let Some(problem) = parsed.problems.first() {
+        anyhow::bail!(
+            "{}: line {}: {}{after_problem}",
+            path.display(),
+            problem.line,
+            problem.message
+        );
+    }
+    Ok(parsed)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -600,17 +614,11 @@ impl NmConfig {
     }
 
     fn merge_file(&mut self, path: &Path, is_main: bool) -> Result<()> {
-        let text = keyfile::read_config_file(path)
-            .context("NetworkManager refuses to start with a configuration file it cannot read")?;
-        let parsed = keyfile::parse(&text, Dialect::GKeyFile);
-        if let Some(problem) = parsed.problems.first() {
-            anyhow::bail!(
-                "{}: line {}: {} (NetworkManager rejects the whole file; fix or remove it)",
-                path.display(),
-                problem.line,
-                problem.message
-            );
-        }
+        let parsed = read_gkeyfile(
+            path,
+            "NetworkManager refuses to start with a configuration file it cannot read",
+            " (NetworkManager rejects the whole file; fix or remove it)",
+        )?;
         if !is_main {
             if let Some(enable) = parsed.last(".config", "enable") {
                 if keyfile::parse_nm_bool(&enable.value) == Some(false) {
