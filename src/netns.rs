@@ -79,7 +79,7 @@ fn is_netns_file(file: &File) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netlink::LinkExt;
+    use crate::netlink::tests::link_names;
     use nix::sched::unshare;
 
     /// Moves this test's thread into a fresh network namespace and returns its /proc path.
@@ -144,14 +144,7 @@ mod tests {
         let before = std::fs::read_link(&own).unwrap();
 
         let mut nl = netlink_in(Path::new(&target.path)).unwrap();
-        let mut names: Vec<String> = nl
-            .links()
-            .unwrap()
-            .iter()
-            .filter_map(|l| l.name().map(str::to_owned))
-            .collect();
-        names.sort();
-        assert_eq!(names, ["hg-target0", "hg-target1", "lo"]);
+        assert_eq!(link_names(&mut nl), ["hg-target0", "hg-target1", "lo"]);
 
         // The caller's own namespace neither moved nor gained the links.
         assert_eq!(std::fs::read_link(&own).unwrap(), before);

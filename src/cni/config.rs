@@ -497,7 +497,9 @@ fn normalize(net: IpNetwork) -> IpAddr {
     net.network()
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// A JSON value's type as error messages name it ("is a number, expected ..."); the installer's
+/// conflist checks word their messages the same way.
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

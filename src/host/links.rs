@@ -1,6 +1,6 @@
-//! Link facts read from `RTM_NEWLINK` messages, and the team classification that decides whether
-//! hostguard may touch a host link at all (incident 5: a CNI that set NetworkManager-managed team
-//! NICs down cut the node off).
+//! The team classification that decides, from the link facts `netlink::LinkExt` reads out of
+//! `RTM_NEWLINK` messages, whether hostguard may touch a host link at all (incident 5: a CNI that
+//! set NetworkManager-managed team NICs down cut the node off).
 //!
 //! The input is a full link dump (`&[LinkMessage]`), never a socket, so that the decision is a pure
 //! function: unit tests feed it recorded or constructed messages (this kernel has no team driver),
@@ -8,123 +8,31 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use netlink_packet_route::link::{
-    InfoKind, InfoPortKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
+use crate::netlink::{InfoKind, InfoPortKind, LinkExt, LinkMessage};
 
 /// Longest chain of master / lower / port hops followed from the link in question. Real stacks are
 /// two or three deep (VLAN on a bond on a team); the bound keeps a corrupt or hostile dump (cycles,
 /// self-references, a thousand nested links) from costing more than a few hundred steps.
 pub const MAX_HOPS: usize = 8;
 
-/// The interface name (`IFLA_IFNAME`).
-pub fn name(link: &LinkMessage) -> Option<&str> {
-    link.attributes.iter().find_map(|attr| match attr {
-        LinkAttribute::IfName(name) => Some(name.as_str()),
-        _ => None,
-    })
-}
-
-/// The driver kind (`IFLA_LINKINFO` / `IFLA_INFO_KIND`): "team", "bridge", "vlan", ... Physical
-/// NICs have none.
-pub fn kind(link: &LinkMessage) -> Option<&InfoKind> {
-    link_infos(link).find_map(|info| match info {
-        LinkInfo::Kind(kind) => Some(kind),
-        _ => None,
-    })
-}
-
-/// The kind of the master this link is a port of (`IFLA_INFO_SLAVE_KIND`), e.g. "team", "bridge".
-pub fn port_kind(link: &LinkMessage) -> Option<&InfoPortKind> {
-    link_infos(link).find_map(|info| match info {
-        LinkInfo::PortKind(kind) => Some(kind),
-        _ => None,
-    })
-}
-
-/// The ifindex of the master device (`IFLA_MASTER`).
-pub fn master(link: &LinkMessage) -> Option<u32> {
-    link.attributes.iter().find_map(|attr| match attr {
-        LinkAttribute::Controller(index) if *index != 0 => Some(*index),
-        _ => None,
-    })
-}
-
-/// The ifindex in `IFLA_LINK`: the lower device of a VLAN or macvlan, the peer of a veth. Read it
-/// together with [`link_netnsid`]: with a netns id present the index belongs to another namespace.
-pub fn link(link: &LinkMessage) -> Option<u32> {
-    link.attributes.iter().find_map(|attr| match attr {
-        LinkAttribute::Link(index) if *index != 0 => Some(*index),
-        _ => None,
-    })
-}
-
-/// `IFLA_LINK_NETNSID`: present when `IFLA_LINK` names a device in another network namespace.
-pub fn link_netnsid(link: &LinkMessage) -> Option<i32> {
-    link.attributes.iter().find_map(|attr| match attr {
-        LinkAttribute::LinkNetNsId(id) => Some(*id),
-        _ => None,
-    })
-}
-
-/// Administratively up (`IFF_UP`).
-pub fn is_up(link: &LinkMessage) -> bool {
-    link.header.flags.contains(LinkFlags::Up)
-}
-
-/// The current hardware address (`IFLA_ADDRESS`) as lowercase `aa:bb:..`.
-pub fn mac(link: &LinkMessage) -> Option<String> {
-    link.attributes.iter().find_map(|attr| match attr {
-        LinkAttribute::Address(bytes) if !bytes.is_empty() => Some(format_mac(bytes)),
-        _ => None,
-    })
-}
-
-/// The permanent hardware address (`IFLA_PERM_ADDRESS`), which NetworkManager's `mac:` specs
-/// match; absent for most virtual devices.
-pub fn permanent_mac(link: &LinkMessage) -> Option<String> {
-    link.attributes.iter().find_map(|attr| match attr {
-        LinkAttribute::PermAddress(bytes) if !bytes.is_empty() => Some(format_mac(bytes)),
-        _ => None,
-    })
-}
-
-pub fn format_mac(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn link_infos(link: &LinkMessage) -> impl Iterator<Item = &LinkInfo> {
-    link.attributes
-        .iter()
-        .filter_map(|attr| match attr {
-            LinkAttribute::LinkInfo(infos) => Some(infos.iter()),
-            _ => None,
-        })
-        .flatten()
-}
-
 fn is_team(link: &LinkMessage) -> bool {
-    matches!(kind(link), Some(InfoKind::Team))
+    matches!(link.kind(), Some(InfoKind::Team))
 }
 
 fn is_team_port(link: &LinkMessage) -> bool {
-    matches!(port_kind(link), Some(InfoPortKind::Team))
+    matches!(link.slave_kind(), Some(InfoPortKind::Team))
 }
 
 /// Whether `IFLA_LINK` names a device this link is stacked on. A veth's (or vxcan's, netkit's)
 /// `IFLA_LINK` is its peer, not a lower device, and an index that comes with a netns id belongs to
 /// another namespace, where it may well equal the ifindex of an unrelated host link.
 fn lower_device(link_msg: &LinkMessage) -> Option<u32> {
-    if link_netnsid(link_msg).is_some() {
+    if link_msg.link_netnsid().is_some() {
         return None;
     }
-    match kind(link_msg) {
+    match link_msg.kind() {
         Some(InfoKind::Veth | InfoKind::Vxcan | InfoKind::Netkit) => None,
-        _ => link(link_msg),
+        _ => link_msg.parent(),
     }
 }
 
@@ -152,7 +60,7 @@ pub fn team_evidence(links: &[LinkMessage], index: u32) -> Option<String> {
     let by_index: HashMap<u32, &LinkMessage> = links.iter().map(|l| (l.header.index, l)).collect();
     let mut ports: HashMap<u32, Vec<u32>> = HashMap::new();
     for l in links {
-        if let Some(m) = master(l) {
+        if let Some(m) = l.master() {
             ports.entry(m).or_default().push(l.header.index);
         }
     }
@@ -175,7 +83,7 @@ pub fn team_evidence(links: &[LinkMessage], index: u32) -> Option<String> {
         };
         let here = display_name(msg);
         let mut next: Vec<(u32, Hop, String)> = Vec::new();
-        if let Some(m) = master(msg) {
+        if let Some(m) = msg.master() {
             let sentence = format!("{here} is a port of {}", name_of(&by_index, m));
             next.push((m, Hop::Up, sentence));
         }
@@ -220,7 +128,7 @@ fn own_team_reason(link: &LinkMessage, by_index: &HashMap<u32, &LinkMessage>) ->
         return Some(format!("{here} is a team device (IFLA_INFO_KIND team)"));
     }
     if is_team_port(link) {
-        return Some(match master(link) {
+        return Some(match link.master() {
             Some(m) => format!("{here} is a port of {}", name_of(by_index, m)),
             None => format!("{here} is a team port (IFLA_INFO_SLAVE_KIND team)"),
         });
@@ -229,7 +137,7 @@ fn own_team_reason(link: &LinkMessage, by_index: &HashMap<u32, &LinkMessage>) ->
 }
 
 fn display_name(link: &LinkMessage) -> String {
-    name(link)
+    link.name()
         .map(str::to_owned)
         .unwrap_or_else(|| format!("ifindex {}", link.header.index))
 }

@@ -33,10 +33,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use netlink_packet_route::link::{InfoKind, LinkLayerType, LinkMessage};
+use netlink_packet_route::link::LinkLayerType;
 
-use crate::host::links;
 use crate::keyfile::{self, Dialect};
+use crate::netlink::{format_mac, InfoKind, LinkExt, LinkMessage};
 
 /// Where NetworkManager keeps its state and configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,16 +104,22 @@ impl LinkFacts {
     }
 
     pub fn from_message(msg: &LinkMessage) -> Option<Self> {
-        let name = links::name(msg)?;
-        let kind = links::kind(msg).map(|k| k.to_string());
-        let nm_type = match links::kind(msg) {
+        let name = msg.name()?;
+        let kind = msg.kind().map(|k| k.to_string());
+        let nm_type = match msg.kind() {
             Some(InfoKind::Other(other)) => other.clone(),
             _ => nm_type_for_kind(kind.as_deref(), Some(msg.header.link_layer_type)).to_owned(),
         };
         Some(LinkFacts {
             name: name.to_owned(),
             ifindex: msg.header.index,
-            mac: links::permanent_mac(msg).or_else(|| links::mac(msg)),
+            // The permanent address is what NetworkManager's `mac:` specs match; an empty
+            // address attribute is no address at all.
+            mac: [msg.permanent_mac(), msg.mac()]
+                .into_iter()
+                .flatten()
+                .find(|mac| !mac.is_empty())
+                .map(format_mac),
             nm_type,
         })
     }
@@ -226,17 +232,11 @@ fn read_device_record(path: &Path) -> Result<Option<bool>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text = keyfile::read_config_file(path)
-        .context("read NetworkManager's device state; restarting NetworkManager rewrites it")?;
-    let parsed = keyfile::parse(&text, Dialect::GKeyFile);
-    if let Some(problem) = parsed.problems.first() {
-        anyhow::bail!(
-            "{}: line {}: {}; restarting NetworkManager rewrites this file",
-            path.display(),
-            problem.line,
-            problem.message
-        );
-    }
+    let parsed = read_gkeyfile(
+        path,
+        "read NetworkManager's device state; restarting NetworkManager rewrites it",
+        "; restarting NetworkManager rewrites this file",
+    )?;
     let Some(entry) = parsed.last("device", "managed") else {
         return Ok(None);
     };
@@ -249,6 +249,26 @@ fn read_device_record(path: &Path) -> Result<Option<bool>> {
             entry.value
         ),
     }
+}
+
+/// Reads and parses a GKeyFile of NetworkManager's. A syntax error is an error naming the file and
+/// line, followed by `after_problem`, which tells the operator what fixes it.
+fn read_gkeyfile(
+    path: &Path,
+    unreadable: &'static str,
+    after_problem: &str,
+) -> Result<keyfile::Parsed> {
+    let text = keyfile::read_config_file(path).context(unreadable)?;
+    let parsed = keyfile::parse(&text, Dialect::GKeyFile);
+    if let Some(problem) = parsed.problems.first() {
+        anyhow::bail!(
+            "{}: line {}: {}{after_problem}",
+            path.display(),
+            problem.line,
+            problem.message
+        );
+    }
+    Ok(parsed)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -594,17 +614,11 @@ impl NmConfig {
     }
 
     fn merge_file(&mut self, path: &Path, is_main: bool) -> Result<()> {
-        let text = keyfile::read_config_file(path)
-            .context("NetworkManager refuses to start with a configuration file it cannot read")?;
-        let parsed = keyfile::parse(&text, Dialect::GKeyFile);
-        if let Some(problem) = parsed.problems.first() {
-            anyhow::bail!(
-                "{}: line {}: {} (NetworkManager rejects the whole file; fix or remove it)",
-                path.display(),
-                problem.line,
-                problem.message
-            );
-        }
+        let parsed = read_gkeyfile(
+            path,
+            "NetworkManager refuses to start with a configuration file it cannot read",
+            " (NetworkManager rejects the whole file; fix or remove it)",
+        )?;
         if !is_main {
             if let Some(enable) = parsed.last(".config", "enable") {
                 if keyfile::parse_nm_bool(&enable.value) == Some(false) {

@@ -467,10 +467,11 @@ fn type_name(kind: u8) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn route(dev: &str, gw: &str, metric: u32) -> DefaultRoute {
+    /// A static IPv4 default route in the main table, as `ip route add default via` makes it.
+    pub(crate) fn route(dev: &str, gw: &str, metric: u32) -> DefaultRoute {
         DefaultRoute {
             family: Family::Inet,
             table: RT_TABLE_MAIN,

@@ -78,54 +78,37 @@ struct Flag {
     takes_value: bool,
 }
 
+impl Flag {
+    const fn with_value(name: &'static str) -> Flag {
+        Flag {
+            name,
+            takes_value: true,
+        }
+    }
+
+    const fn switch(name: &'static str) -> Flag {
+        Flag {
+            name,
+            takes_value: false,
+        }
+    }
+}
+
 const INSTALL_FLAGS: &[Flag] = &[
-    Flag {
-        name: "--conf-dir",
-        takes_value: true,
-    },
-    Flag {
-        name: "--output",
-        takes_value: true,
-    },
-    Flag {
-        name: "--primary",
-        takes_value: true,
-    },
-    Flag {
-        name: "--plugin-config",
-        takes_value: true,
-    },
-    Flag {
-        name: "--timeout",
-        takes_value: true,
-    },
-    Flag {
-        name: "--bin-dir",
-        takes_value: true,
-    },
-    Flag {
-        name: "--state-dir",
-        takes_value: true,
-    },
-    Flag {
-        name: "--watch",
-        takes_value: false,
-    },
+    Flag::with_value("--conf-dir"),
+    Flag::with_value("--output"),
+    Flag::with_value("--primary"),
+    Flag::with_value("--plugin-config"),
+    Flag::with_value("--timeout"),
+    Flag::with_value("--bin-dir"),
+    Flag::with_value("--state-dir"),
+    Flag::switch("--watch"),
 ];
 
 const UNINSTALL_FLAGS: &[Flag] = &[
-    Flag {
-        name: "--conf-dir",
-        takes_value: true,
-    },
-    Flag {
-        name: "--output",
-        takes_value: true,
-    },
-    Flag {
-        name: "--bin-dir",
-        takes_value: true,
-    },
+    Flag::with_value("--conf-dir"),
+    Flag::with_value("--output"),
+    Flag::with_value("--bin-dir"),
 ];
 
 /// Values by flag name, in the order given; a flag without a value maps to an empty string.

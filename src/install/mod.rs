@@ -41,46 +41,47 @@ use args::{InstallOptions, Parsed};
 
 /// `hostguard install ARGS`: returns the exit status.
 pub fn run_install(args: &[String]) -> i32 {
-    let options = match args::parse_install(args) {
-        Ok(Parsed::Run(options)) => options,
-        Ok(Parsed::Help) => {
-            report(format_args!("{}", args::INSTALL_USAGE.trim_end()));
-            return 0;
-        }
-        Err(message) => {
-            eprint!("hostguard install: {message}\n\n{}", args::INSTALL_USAGE);
-            return 2;
-        }
-    };
-    match install(options) {
-        Ok(status) => status,
-        Err(err) => {
-            note(format_args!("{err:#}"));
-            1
-        }
-    }
+    run_subcommand(
+        "install",
+        args::INSTALL_USAGE,
+        args::parse_install(args),
+        install,
+    )
 }
 
 /// `hostguard uninstall ARGS`: returns the exit status.
 pub fn run_uninstall(args: &[String]) -> i32 {
-    let options = match args::parse_uninstall(args) {
+    run_subcommand(
+        "uninstall",
+        args::UNINSTALL_USAGE,
+        args::parse_uninstall(args),
+        |options| uninstall::run(&options),
+    )
+}
+
+/// Runs `hostguard SUBCOMMAND` and returns its exit status: 0 after printing the usage `--help`
+/// asked for, 2 after a usage error, 1 when `run` fails, else what `run` returns.
+fn run_subcommand<T>(
+    subcommand: &str,
+    usage: &str,
+    parsed: Result<Parsed<T>, String>,
+    run: impl FnOnce(T) -> Result<i32>,
+) -> i32 {
+    let options = match parsed {
         Ok(Parsed::Run(options)) => options,
         Ok(Parsed::Help) => {
-            report(format_args!("{}", args::UNINSTALL_USAGE.trim_end()));
+            report(format_args!("{}", usage.trim_end()));
             return 0;
         }
         Err(message) => {
-            eprint!(
-                "hostguard uninstall: {message}\n\n{}",
-                args::UNINSTALL_USAGE
-            );
+            eprint!("hostguard {subcommand}: {message}\n\n{usage}");
             return 2;
         }
     };
-    match uninstall::run(&options) {
+    match run(options) {
         Ok(status) => status,
         Err(err) => {
-            let _ = writeln!(std::io::stderr(), "hostguard uninstall: {err:#}");
+            let _ = writeln!(std::io::stderr(), "hostguard {subcommand}: {err:#}");
             1
         }
     }

@@ -7,6 +7,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::discover::Form;
+use crate::cni::config::kind_of;
 
 pub const HOSTGUARD_TYPE: &str = "hostguard";
 
@@ -87,7 +88,7 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Problem> {
         Ok(Value::Object(object)) => Ok(object),
         Ok(other) => Err(Problem::new(format!(
             "holds {}, expected a JSON object",
-            kind(&other)
+            kind_of(&other)
         ))),
         Err(err) => Err(json_problem(bytes, &err)),
     }
@@ -131,7 +132,7 @@ fn check_list(object: &Map<String, Value>) -> Result<(), Problem> {
         None => return Err(Problem::new("has no \"plugins\" key")),
         Some(Value::Array(plugins)) => plugins,
         Some(other) => {
-            return Err(Problem::new(format!("has \"plugins\" as {}, expected an array", kind(other))))
+            return Err(Problem::new(format!("has \"plugins\" as {}, expected an array", kind_of(other))))
         }
     };
     if plugins.is_empty() {
@@ -141,7 +142,7 @@ fn check_list(object: &Map<String, Value>) -> Result<(), Problem> {
         let Value::Object(plugin) = plugin else {
             return Err(Problem::new(format!(
                 "has plugins[{index}] as {}, expected an object",
-                kind(plugin)
+                kind_of(plugin)
             )));
         };
         non_empty_string(plugin, "type", &format!(" in plugins[{index}]"))?;
@@ -199,19 +200,8 @@ fn non_empty_string<'a>(
         Some(Value::String(text)) => Ok(text),
         Some(other) => Err(Problem::new(format!(
             "has {key:?}{place} as {}, expected a string",
-            kind(other)
+            kind_of(other)
         ))),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

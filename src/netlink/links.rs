@@ -3,7 +3,8 @@
 
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoPortKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
+    LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use nix::libc;
@@ -201,7 +202,8 @@ fn decode_link(kind: u16, payload: &[u8]) -> NlResult<Option<LinkMessage>> {
     parse_payload::<LinkMessage>(payload, "link").map(Some)
 }
 
-pub(crate) fn format_mac(mac: &[u8]) -> String {
+/// A hardware address as `ip link` and NetworkManager write it: lowercase `aa:bb:..`.
+pub fn format_mac(mac: &[u8]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
@@ -212,20 +214,27 @@ pub(crate) fn format_mac(mac: &[u8]) -> String {
 pub trait LinkExt {
     /// IFLA_IFNAME.
     fn name(&self) -> Option<&str>;
-    /// IFLA_INFO_KIND: "bridge", "veth", "team", "vxlan", ...; `None` for plain devices.
-    fn kind(&self) -> Option<String>;
-    /// IFLA_INFO_SLAVE_KIND: what kind of master this link is a port of ("bridge", "team").
-    fn slave_kind(&self) -> Option<String>;
+    /// IFLA_INFO_KIND: bridge, veth, team, vxlan, ...; `None` for plain devices (physical NICs).
+    fn kind(&self) -> Option<&InfoKind>;
+    /// IFLA_INFO_SLAVE_KIND: what kind of master this link is a port of (bridge, team).
+    fn slave_kind(&self) -> Option<&InfoPortKind>;
     /// IFLA_MASTER: the ifindex of the bridge/team/bond this link belongs to.
     fn master(&self) -> Option<u32>;
-    /// IFLA_LINK: the ifindex of the lower device (a VLAN's parent, a veth's peer).
+    /// IFLA_LINK: the ifindex of the lower device (a VLAN's or macvlan's parent, a veth's peer).
+    /// Read it together with [`LinkExt::link_netnsid`]: with a netns id present the index belongs
+    /// to another namespace.
     fn parent(&self) -> Option<u32>;
+    /// IFLA_LINK_NETNSID: present when IFLA_LINK names a device in another network namespace.
+    fn link_netnsid(&self) -> Option<i32>;
     /// IFF_UP (administratively up; the carrier may still be down).
     fn is_up(&self) -> bool;
     /// IFF_LOWER_UP: the carrier is up.
     fn has_carrier(&self) -> bool;
-    /// IFLA_ADDRESS: the hardware address.
+    /// IFLA_ADDRESS: the current hardware address.
     fn mac(&self) -> Option<&[u8]>;
+    /// IFLA_PERM_ADDRESS: the permanent hardware address, which NetworkManager's `mac:` specs
+    /// match; absent for most virtual devices.
+    fn permanent_mac(&self) -> Option<&[u8]>;
     fn mtu(&self) -> Option<u32>;
 }
 
@@ -237,16 +246,16 @@ impl LinkExt for LinkMessage {
         })
     }
 
-    fn kind(&self) -> Option<String> {
+    fn kind(&self) -> Option<&InfoKind> {
         link_infos(self).find_map(|info| match info {
-            LinkInfo::Kind(kind) => Some(kind.to_string()),
+            LinkInfo::Kind(kind) => Some(kind),
             _ => None,
         })
     }
 
-    fn slave_kind(&self) -> Option<String> {
+    fn slave_kind(&self) -> Option<&InfoPortKind> {
         link_infos(self).find_map(|info| match info {
-            LinkInfo::PortKind(kind) => Some(kind.to_string()),
+            LinkInfo::PortKind(kind) => Some(kind),
             _ => None,
         })
     }
@@ -265,6 +274,13 @@ impl LinkExt for LinkMessage {
         })
     }
 
+    fn link_netnsid(&self) -> Option<i32> {
+        self.attributes.iter().find_map(|a| match a {
+            LinkAttribute::LinkNetNsId(id) => Some(*id),
+            _ => None,
+        })
+    }
+
     fn is_up(&self) -> bool {
         self.header.flags.contains(LinkFlags::Up)
     }
@@ -276,6 +292,13 @@ impl LinkExt for LinkMessage {
     fn mac(&self) -> Option<&[u8]> {
         self.attributes.iter().find_map(|a| match a {
             LinkAttribute::Address(mac) => Some(mac.as_slice()),
+            _ => None,
+        })
+    }
+
+    fn permanent_mac(&self) -> Option<&[u8]> {
+        self.attributes.iter().find_map(|a| match a {
+            LinkAttribute::PermAddress(mac) => Some(mac.as_slice()),
             _ => None,
         })
     }

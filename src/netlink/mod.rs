@@ -38,7 +38,7 @@ mod rules;
 mod socket;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::IpAddr;
 
@@ -47,13 +47,15 @@ use netlink_packet_core::Parseable;
 pub use addrs::{address_message, AddressExt};
 pub use error::{NlError, NlResult};
 pub use events::{EventSocket, Group};
-pub use links::LinkExt;
+pub use links::{format_mac, LinkExt};
 pub use routes::{unicast_route, AddMode, NextHop, RouteExt, RouteFilter};
 pub use rules::{describe_rule, lookup_rule, RuleExt};
 pub use socket::Netlink;
 
 pub use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-pub use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+pub use netlink_packet_route::link::{
+    InfoKind, InfoPortKind, LinkAttribute, LinkFlags, LinkMessage,
+};
 pub use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };

@@ -28,6 +28,18 @@ fn private_netns() -> Netlink {
 }
 
 /// Runs `ip` in this thread's namespace and returns its stdout.
+/// The names of every link `nl` sees, sorted.
+pub(crate) fn link_names(nl: &mut Netlink) -> Vec<String> {
+    let mut names: Vec<String> = nl
+        .links()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.name().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
 fn ip(args: &[&str]) -> String {
     assert_ne!(
         std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
@@ -86,18 +98,11 @@ fn links_are_dumped_and_looked_up_by_name_and_index() {
     let a = nl.create_veth("hg-a", "hg-a-peer").unwrap();
     let peer = nl.link_by_name("hg-a-peer").unwrap().unwrap();
 
-    let mut names: Vec<String> = nl
-        .links()
-        .unwrap()
-        .iter()
-        .filter_map(|l| l.name().map(str::to_owned))
-        .collect();
-    names.sort();
-    assert_eq!(names, ["hg-a", "hg-a-peer", "lo"]);
+    assert_eq!(link_names(&mut nl), ["hg-a", "hg-a-peer", "lo"]);
 
     let link = nl.link_by_index(a).unwrap().unwrap();
     assert_eq!(link.name(), Some("hg-a"));
-    assert_eq!(link.kind().as_deref(), Some("veth"));
+    assert_eq!(link.kind(), Some(&InfoKind::Veth));
     assert_eq!(link.parent(), Some(peer.header.index));
     assert_eq!(link.master(), None);
     assert!(!link.is_up());
@@ -125,12 +130,12 @@ fn bridge_create_enslave_up_and_delete() {
     nl.set_mac(br, &[0x02, 0, 0, 0, 0, 0x42]).unwrap();
 
     let bridge = nl.link_by_index(br).unwrap().unwrap();
-    assert_eq!(bridge.kind().as_deref(), Some("bridge"));
+    assert_eq!(bridge.kind(), Some(&InfoKind::Bridge));
     assert!(bridge.is_up());
     assert_eq!(bridge.mac(), Some(&[0x02, 0, 0, 0, 0, 0x42][..]));
     let enslaved = nl.link_by_index(port).unwrap().unwrap();
     assert_eq!(enslaved.master(), Some(br));
-    assert_eq!(enslaved.slave_kind().as_deref(), Some("bridge"));
+    assert_eq!(enslaved.slave_kind(), Some(&InfoPortKind::Bridge));
     assert!(enslaved.is_up());
     assert_eq!(enslaved.mtu(), Some(1400));
     assert!(ip(&["-o", "link", "show", "hg-port"]).contains("master hg-br0"));

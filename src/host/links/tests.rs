@@ -4,8 +4,10 @@ use std::process::Command;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
 };
-use netlink_packet_route::link::{InfoKind, InfoPortKind, LinkMessage};
+use netlink_packet_route::link::{InfoKind, InfoPortKind, LinkAttribute, LinkInfo, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::netlink::format_mac;
 
 use super::*;
 
@@ -67,7 +69,7 @@ fn constructed_dump() -> Vec<LinkMessage> {
 fn index_of(links: &[LinkMessage], wanted: &str) -> u32 {
     links
         .iter()
-        .find(|l| name(l) == Some(wanted))
+        .find(|l| l.name() == Some(wanted))
         .map(|l| l.header.index)
         .unwrap()
 }
@@ -76,11 +78,14 @@ fn index_of(links: &[LinkMessage], wanted: &str) -> u32 {
 fn team_master_from_constructed_rtm_newlink_fixture() {
     let links = constructed_dump();
     let team0 = fixture_link("constructed-team0-master.hex");
-    assert_eq!(name(&team0), Some("team0"));
-    assert_eq!(kind(&team0), Some(&InfoKind::Team));
-    assert_eq!(port_kind(&team0), None);
-    assert!(is_up(&team0));
-    assert_eq!(mac(&team0).as_deref(), Some("52:54:00:12:34:56"));
+    assert_eq!(team0.name(), Some("team0"));
+    assert_eq!(team0.kind(), Some(&InfoKind::Team));
+    assert_eq!(team0.slave_kind(), None);
+    assert!(team0.is_up());
+    assert_eq!(
+        team0.mac().map(format_mac).as_deref(),
+        Some("52:54:00:12:34:56")
+    );
     assert_eq!(
         team_evidence(&links, index_of(&links, "team0")).as_deref(),
         Some("team0 is a team device (IFLA_INFO_KIND team)")
@@ -91,9 +96,9 @@ fn team_master_from_constructed_rtm_newlink_fixture() {
 fn team_port_from_constructed_rtm_newlink_fixture() {
     let links = constructed_dump();
     let eth1 = fixture_link("constructed-eth1-team-port.hex");
-    assert_eq!(kind(&eth1), None, "a physical NIC has no IFLA_INFO_KIND");
-    assert_eq!(port_kind(&eth1), Some(&InfoPortKind::Team));
-    assert_eq!(master(&eth1), Some(index_of(&links, "team0")));
+    assert_eq!(eth1.kind(), None, "a physical NIC has no IFLA_INFO_KIND");
+    assert_eq!(eth1.slave_kind(), Some(&InfoPortKind::Team));
+    assert_eq!(eth1.master(), Some(index_of(&links, "team0")));
     assert_eq!(
         team_evidence(&links, index_of(&links, "eth1")).as_deref(),
         Some("eth1 is a port of team0")
@@ -104,8 +109,8 @@ fn team_port_from_constructed_rtm_newlink_fixture() {
 fn vlan_on_team_from_constructed_rtm_newlink_fixture() {
     let links = constructed_dump();
     let vlan = fixture_link("constructed-team0.10-vlan.hex");
-    assert_eq!(kind(&vlan), Some(&InfoKind::Vlan));
-    assert_eq!(link(&vlan), Some(index_of(&links, "team0")));
+    assert_eq!(vlan.kind(), Some(&InfoKind::Vlan));
+    assert_eq!(vlan.parent(), Some(index_of(&links, "team0")));
     assert_eq!(
         team_evidence(&links, index_of(&links, "team0.10")).as_deref(),
         Some("team0.10 is stacked on team0 (IFLA_LINK)")
@@ -118,8 +123,8 @@ fn plain_nic_and_foreign_netns_veth_from_constructed_fixtures_are_not_team() {
     assert_eq!(team_evidence(&links, index_of(&links, "eth0")), None);
     let veth0 = fixture_link("constructed-veth0-plain.hex");
     // Its IFLA_LINK equals team0's ifindex, but it names the peer in another namespace.
-    assert_eq!(link(&veth0), Some(index_of(&links, "team0")));
-    assert_eq!(link_netnsid(&veth0), Some(0));
+    assert_eq!(veth0.parent(), Some(index_of(&links, "team0")));
+    assert_eq!(veth0.link_netnsid(), Some(0));
     assert_eq!(team_evidence(&links, index_of(&links, "veth0")), None);
 }
 
@@ -341,26 +346,29 @@ fn real_kernel_links_in_a_private_netns_are_not_team() {
     let v1 = index_of(&links, "v1");
     let br0 = index_of(&links, "br0");
     let mv0 = index_of(&links, "mv0");
-    let by_name = |n: &str| links.iter().find(|l| name(l) == Some(n)).unwrap();
-    assert_eq!(kind(by_name("v0")), Some(&InfoKind::Veth));
+    let by_name = |n: &str| links.iter().find(|l| l.name() == Some(n)).unwrap();
+    assert_eq!(by_name("v0").kind(), Some(&InfoKind::Veth));
     assert_eq!(
-        link(by_name("v0")),
+        by_name("v0").parent(),
         Some(v1),
         "a veth's IFLA_LINK is its peer"
     );
-    assert_eq!(mac(by_name("v0")).as_deref(), Some("02:00:00:00:00:01"));
-    assert!(is_up(by_name("v0")));
-    assert!(!is_up(by_name("v1")));
-    assert_eq!(port_kind(by_name("v1")), Some(&InfoPortKind::Bridge));
-    assert_eq!(master(by_name("v1")), Some(br0));
-    assert_eq!(kind(by_name("mv0")), Some(&InfoKind::MacVlan));
-    assert_eq!(link(by_name("mv0")), Some(v0));
+    assert_eq!(
+        by_name("v0").mac().map(format_mac).as_deref(),
+        Some("02:00:00:00:00:01")
+    );
+    assert!(by_name("v0").is_up());
+    assert!(!by_name("v1").is_up());
+    assert_eq!(by_name("v1").slave_kind(), Some(&InfoPortKind::Bridge));
+    assert_eq!(by_name("v1").master(), Some(br0));
+    assert_eq!(by_name("mv0").kind(), Some(&InfoKind::MacVlan));
+    assert_eq!(by_name("mv0").parent(), Some(v0));
     let v2 = by_name("v2");
     assert!(
-        link_netnsid(v2).is_some(),
+        v2.link_netnsid().is_some(),
         "peer in another netns must carry IFLA_LINK_NETNSID"
     );
-    assert!(link(v2).is_some());
+    assert!(v2.parent().is_some());
     for index in [v0, v1, br0, mv0, v2.header.index] {
         assert_eq!(team_evidence(&links, index), None);
     }
@@ -384,7 +392,7 @@ fn real_kernel_links_in_a_private_netns_are_not_team() {
             let bytes = raw
                 .iter()
                 .zip(&links)
-                .find(|(_, l)| name(l) == Some(ifname))
+                .find(|(_, l)| l.name() == Some(ifname))
                 .map(|(b, _)| b)
                 .unwrap();
             let text = format!(
@@ -404,14 +412,14 @@ fn recorded_real_messages_parse_as_recorded() {
     let port = fixture_link("real-veth-bridge-port.hex");
     let bridge = fixture_link("real-bridge.hex");
     let macvlan = fixture_link("real-macvlan.hex");
-    assert_eq!(kind(&veth), Some(&InfoKind::Veth));
-    assert_eq!(kind(&bridge), Some(&InfoKind::Bridge));
-    assert_eq!(port_kind(&port), Some(&InfoPortKind::Bridge));
-    assert_eq!(master(&port), Some(bridge.header.index));
-    assert_eq!(kind(&macvlan), Some(&InfoKind::MacVlan));
-    assert_eq!(link(&macvlan), Some(veth.header.index));
+    assert_eq!(veth.kind(), Some(&InfoKind::Veth));
+    assert_eq!(bridge.kind(), Some(&InfoKind::Bridge));
+    assert_eq!(port.slave_kind(), Some(&InfoPortKind::Bridge));
+    assert_eq!(port.master(), Some(bridge.header.index));
+    assert_eq!(macvlan.kind(), Some(&InfoKind::MacVlan));
+    assert_eq!(macvlan.parent(), Some(veth.header.index));
     let foreign_peer = fixture_link("real-veth-peer-in-other-netns.hex");
-    assert!(link_netnsid(&foreign_peer).is_some());
+    assert!(foreign_peer.link_netnsid().is_some());
     let dump = vec![veth, port, bridge, macvlan, foreign_peer];
     for l in &dump {
         assert_eq!(team_evidence(&dump, l.header.index), None);

@@ -8,7 +8,6 @@
 //! this move made and the source's own routes and addresses recorded in the journal.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -18,28 +17,14 @@ use super::observe::elapsed_since;
 use super::plan::{Operation, Step};
 use super::record::{self, UplinkRecord};
 use super::verify;
+use super::UplinkError;
 use crate::host::routes::{DefaultRoute, Slot};
-use crate::netlink::{AddMode, AddressFamily, LinkExt, Netlink, NlError, RouteMessage};
+use crate::netlink::{AddMode, AddressFamily, InfoKind, LinkExt, Netlink, NlError, RouteMessage};
 use crate::state::{StateDir, FORMAT_VERSION};
 
-/// How a run of the plan ended.
-#[derive(Debug)]
-pub enum Finish {
-    /// Every step is done; the journal is gone.
-    Completed,
-    /// A step failed and every completed step was undone; the journal is gone.
-    RolledBack { step: String, cause: String },
-    /// A step failed and some undos failed too; the journal was set aside at `journal`.
-    RollbackIncomplete {
-        step: String,
-        cause: String,
-        leftovers: Vec<String>,
-        journal: PathBuf,
-    },
-    /// The host is in its final state but bookkeeping after the check failed; the journal
-    /// stays so the next invocation finishes it.
-    CleanupFailed { step: String, cause: String },
-}
+/// How a run of the plan ended: `Ok` when every step is done and the journal is gone, else the
+/// `RolledBack`, `RollbackIncomplete` or `CleanupFailed` the caller reports as it is.
+pub type Finish = Result<(), UplinkError>;
 
 pub struct Engine<'a> {
     nl: &'a mut Netlink,
@@ -85,24 +70,24 @@ impl<'a> Engine<'a> {
                     // Without a journal a crash could not be recovered: stop while we can undo.
                     return self.rollback(k + 1, k, cause);
                 }
-                return Finish::CleanupFailed {
+                return Err(UplinkError::CleanupFailed {
                     step: self.describe(k),
                     cause: format!("{cause:#}"),
-                };
+                });
             }
         }
         if let Err(err) = Journal::remove(self.state) {
             self.notes.push(format!("{err:#}"));
         }
-        Finish::Completed
+        Ok(())
     }
 
     fn failed(&mut self, k: usize, cause: anyhow::Error) -> Finish {
         if k > self.journal.verify_at {
-            return Finish::CleanupFailed {
+            return Err(UplinkError::CleanupFailed {
                 step: self.describe(k),
                 cause: format!("{cause:#}"),
-            };
+            });
         }
         // Step k failed whole; only the steps before it are in place.
         self.rollback(k, k, cause)
@@ -142,7 +127,7 @@ impl<'a> Engine<'a> {
             if let Err(err) = Journal::remove(self.state) {
                 self.notes.push(format!("{err:#}"));
             }
-            return Finish::RolledBack { step, cause };
+            return Err(UplinkError::RolledBack { step, cause });
         }
         let journal = self
             .journal
@@ -151,12 +136,12 @@ impl<'a> Engine<'a> {
                 self.notes.push(format!("{err:#}"));
                 self.state.journal_path()
             });
-        Finish::RollbackIncomplete {
+        Err(UplinkError::RollbackIncomplete {
             step,
             cause,
             leftovers,
             journal,
-        }
+        })
     }
 
     pub fn describe(&self, k: usize) -> String {
@@ -278,7 +263,7 @@ impl<'a> Engine<'a> {
                 let Some(link) = self.nl.link_by_name(&self.journal.bridge)? else {
                     return Ok(());
                 };
-                if link.kind().as_deref() != Some("bridge") {
+                if !matches!(link.kind(), Some(InfoKind::Bridge)) {
                     bail!("{} is no longer a bridge; left alone", self.journal.bridge);
                 }
                 let Some(bridge) = self.fresh_bridge()? else {
@@ -420,7 +405,7 @@ impl<'a> Engine<'a> {
         let Some(bridge) = self.nl.link_by_name(&self.journal.bridge)? else {
             return Ok(None);
         };
-        if bridge.kind().as_deref() != Some("bridge") {
+        if !matches!(bridge.kind(), Some(InfoKind::Bridge)) {
             return Ok(None);
         }
         let index = bridge.header.index;

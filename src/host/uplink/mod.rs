@@ -32,9 +32,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::host::route_guard::LinkTable;
-use crate::netlink::{LinkExt, Netlink};
+use crate::netlink::{InfoKind, LinkExt, Netlink};
 use crate::state::StateDir;
-use apply::{Engine, Finish};
+use apply::Engine;
 use journal::Journal;
 use plan::Operation;
 
@@ -72,9 +72,11 @@ pub enum UplinkError {
     Refused { link: String, refusal: Refusal },
     /// The move was not started, for the reason given; nothing changed.
     NotAttempted(String),
-    /// A step failed and the host was rolled back to its state before the attempt.
+    /// A step failed and the host was rolled back to its state before the attempt; the journal
+    /// is gone.
     RolledBack { step: String, cause: String },
-    /// A step failed and the rollback could not undo everything.
+    /// A step failed and the rollback could not undo everything; the journal was set aside at
+    /// `journal`.
     RollbackIncomplete {
         step: String,
         cause: String,
@@ -151,11 +153,11 @@ pub fn attach(
     let uplink_master = uplink.master();
     if let Some(existing) = links.get(bridge) {
         let kind = existing.kind();
-        if kind.as_deref() != Some("bridge") {
+        if !matches!(kind, Some(InfoKind::Bridge)) {
             return Err(UplinkError::NotAttempted(format!(
                 "uplink.bridge {bridge} exists but is a {} link, not a bridge; choose another \
                  name or remove it",
-                kind.as_deref().unwrap_or("plain")
+                kind.map_or_else(|| "plain".to_owned(), ToString::to_string)
             )));
         }
         if uplink_master == Some(existing.header.index) {
@@ -183,16 +185,14 @@ pub fn attach(
         }
     }
 
-    let observed = observe::observe(&mut nl, &links, interface, bridge, None).map_err(|err| {
+    let cannot_plan = |err: anyhow::Error| {
         UplinkError::NotAttempted(format!(
             "cannot plan moving {interface} into {bridge}: {err:#}"
         ))
-    })?;
-    let plan = plan::attach(&observed, bridge).map_err(|err| {
-        UplinkError::NotAttempted(format!(
-            "cannot plan moving {interface} into {bridge}: {err:#}"
-        ))
-    })?;
+    };
+    let observed =
+        observe::observe(&mut nl, &links, interface, bridge, None).map_err(cannot_plan)?;
+    let plan = plan::attach(&observed, bridge).map_err(cannot_plan)?;
     let (addresses, routes) = (observed.addresses.len(), observed.routes.len());
     let left_alone = observed.left_alone.clone();
     let journal = Journal::new(Operation::Attach, interface, bridge, observed, &plan);
@@ -204,7 +204,7 @@ pub fn attach(
     let finish = engine.forward(false);
     let mut notes = plan.notes;
     notes.append(&mut engine.notes);
-    finish_to_result(finish)?;
+    finish?;
     Ok(Attached::Now {
         bridge_created,
         addresses,
@@ -241,25 +241,6 @@ fn check_names(interface: &str, bridge: &str) -> Result<(), UplinkError> {
         )));
     }
     Ok(())
-}
-
-fn finish_to_result(finish: Finish) -> Result<(), UplinkError> {
-    match finish {
-        Finish::Completed => Ok(()),
-        Finish::RolledBack { step, cause } => Err(UplinkError::RolledBack { step, cause }),
-        Finish::RollbackIncomplete {
-            step,
-            cause,
-            leftovers,
-            journal,
-        } => Err(UplinkError::RollbackIncomplete {
-            step,
-            cause,
-            leftovers,
-            journal,
-        }),
-        Finish::CleanupFailed { step, cause } => Err(UplinkError::CleanupFailed { step, cause }),
-    }
 }
 
 #[cfg(test)]

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::routes::{protocol_name, Family};
 use crate::netlink::{
-    AddressAttribute, AddressFamily, AddressMessage, LinkExt, LinkMessage, RouteAttribute,
-    RouteExt, RouteMessage, RouteType,
+    format_mac, AddressAttribute, AddressFamily, AddressMessage, LinkExt, LinkMessage,
+    RouteAttribute, RouteExt, RouteMessage, RouteType,
 };
 
 /// `ifa_valid` / `ifa_preferred` value meaning "forever".
@@ -65,20 +65,13 @@ impl LinkState {
         Some(LinkState {
             name: link.name()?.to_string(),
             index: link.header.index,
-            kind: link.kind(),
+            kind: link.kind().map(ToString::to_string),
             mac: link.mac().map(format_mac),
             mtu: link.mtu(),
             up: link.is_up(),
             master: link.master(),
         })
     }
-}
-
-pub fn format_mac(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 pub fn parse_mac(text: &str) -> Option<Vec<u8>> {

@@ -280,10 +280,9 @@ fn order_notes(obs: &Observed) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::routes::{DefaultRoute, RT_TABLE_MAIN};
+    use crate::host::routes::tests::route as default_route;
     use crate::host::uplink::model::{Addr, LinkState, SavedRoute};
     use crate::netlink::unicast_route;
-    use std::collections::BTreeMap;
 
     fn link(name: &str, index: u32) -> LinkState {
         LinkState {
@@ -314,26 +313,6 @@ mod tests {
         }
     }
 
-    fn default(dev: &str, gw: &str) -> DefaultRoute {
-        DefaultRoute {
-            family: Family::Inet,
-            table: RT_TABLE_MAIN,
-            metric: 0,
-            protocol: 4,
-            scope: 0,
-            kind: 1,
-            tos: 0,
-            gateway: Some(gw.parse().unwrap()),
-            dev: Some(dev.into()),
-            onlink: false,
-            prefsrc: None,
-            metrics: BTreeMap::new(),
-            congctl: None,
-            pref: None,
-            nexthops: Vec::new(),
-        }
-    }
-
     fn node() -> Observed {
         let route = unicast_route(
             "0.0.0.0/0".parse().unwrap(),
@@ -353,8 +332,8 @@ mod tests {
             routes_on_target: Vec::new(),
             kernel_routes: Vec::new(),
             defaults: vec![
-                default("eth0", "172.26.0.1"),
-                default("eth1", "172.26.0.33"),
+                default_route("eth0", "172.26.0.1", 0),
+                default_route("eth1", "172.26.0.33", 0),
             ],
             moved_defaults: Vec::new(),
             taken_at: 0,

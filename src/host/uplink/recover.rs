@@ -13,10 +13,10 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 
-use super::apply::{Engine, Finish};
+use super::apply::Engine;
 use super::journal::{Journal, Phase};
 use super::plan::Operation;
-use super::{finish_to_result, UplinkError};
+use super::UplinkError;
 use crate::netlink::Netlink;
 use crate::state::StateDir;
 
@@ -104,8 +104,8 @@ pub(super) fn recover_locked(
         }
     };
     match finish {
-        Finish::Completed => Ok(Some(Recovered::Finished { what })),
-        Finish::RolledBack { .. } => Ok(Some(Recovered::RolledBack { what })),
-        other => finish_to_result(other).map(|()| None),
+        Ok(()) => Ok(Some(Recovered::Finished { what })),
+        Err(UplinkError::RolledBack { .. }) => Ok(Some(Recovered::RolledBack { what })),
+        Err(other) => Err(other),
     }
 }

@@ -9,7 +9,7 @@ use super::apply::Engine;
 use super::journal::Journal;
 use super::observe::{self, Selection};
 use super::plan::{self, Operation, ReleaseFacts, Step};
-use super::{check_names, finish_to_result, record, UplinkError};
+use super::{check_names, record, UplinkError};
 use crate::host::route_guard::LinkTable;
 use crate::netlink::{LinkExt, Netlink};
 use crate::state::StateDir;
@@ -67,15 +67,16 @@ pub fn release(state: &StateDir, interface: &str, bridge: &str) -> Result<Releas
         routes_index: record.interface_index,
         routes_to: bridge_index,
     };
+    let cannot_plan =
+        |err: anyhow::Error| UplinkError::NotAttempted(format!("cannot plan the release: {err:#}"));
     let observed = observe::observe(&mut nl, &links, bridge, interface, Some(&selection))
-        .map_err(|err| UplinkError::NotAttempted(format!("cannot plan the release: {err:#}")))?;
+        .map_err(cannot_plan)?;
     let facts = ReleaseFacts {
         bridge_created: record.bridge_created,
         bridge_was_up: record.bridge_was_up,
         other_ports,
     };
-    let plan = plan::release(&observed, interface, &facts)
-        .map_err(|err| UplinkError::NotAttempted(format!("cannot plan the release: {err:#}")))?;
+    let plan = plan::release(&observed, interface, &facts).map_err(cannot_plan)?;
     let (addresses, routes) = (observed.addresses.len(), observed.routes.len());
     let bridge_deleted = plan.steps.contains(&Step::DeleteBridge);
     let journal = Journal::new(Operation::Release, interface, bridge, observed, &plan);
@@ -86,7 +87,7 @@ pub fn release(state: &StateDir, interface: &str, bridge: &str) -> Result<Releas
     let finish = engine.forward(false);
     notes.extend(plan.notes);
     notes.append(&mut engine.notes);
-    finish_to_result(finish)?;
+    finish?;
     Ok(Released {
         addresses,
         routes,
