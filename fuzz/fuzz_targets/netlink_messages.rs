@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
             RouteNetlinkMessage::NewLink(link) | RouteNetlinkMessage::DelLink(link) => {
                 let _ = (link.name(), link.kind(), link.slave_kind(), link.master());
                 let _ = (link.parent(), link.is_up(), link.has_carrier(), link.mtu());
-                let _ = (links::mac(&link), links::permanent_mac(&link));
+                let _ = (link.mac(), link.permanent_mac());
                 let _ = LinkFacts::from_message(&link);
                 links_seen.push(link);
             }
