@@ -344,3 +344,21 @@ fn a_corrupt_baseline_is_reported_not_replaced() {
         before
     );
 }
+
+/// A runtime that stopped listening gets an exit status, not a process killed by SIGPIPE.
+#[test]
+fn a_reply_into_a_closed_pipe_ends_with_a_status_not_a_signal() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(common::BIN)
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), None, "{status:?}");
+    assert_eq!(status.code(), Some(0));
+}

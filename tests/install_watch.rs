@@ -241,3 +241,55 @@ fn a_symlink_planted_at_the_output_is_reported_not_followed() {
     fs::remove_file(node.output()).unwrap();
     await_output(&node, &["calico", "portmap"], &running);
 }
+
+/// An init container or a shell may start the installer with stdin, stdout and stderr closed.
+/// The files it then holds open for hours (the inotify watch, the lock, a temporary output)
+/// would take those numbers, and its progress lines would land inside them; /dev/null must
+/// take them first.
+#[test]
+fn started_with_stdio_closed_it_holds_dev_null_there_not_its_files() {
+    use std::os::unix::process::CommandExt;
+
+    let node = Node::new();
+    node.put("10-calico.conflist", &conflist("k8s", &["calico"]));
+    let mut command = node.command("install", &["--watch", "--timeout", "20"]);
+    // SAFETY: close(2) is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            for fd in 0..=2 {
+                nix::unistd::close(fd)?;
+            }
+            Ok(())
+        });
+    }
+    let mut running = Running::spawn(command);
+    assert!(
+        wait_until(LIMIT, || fs::read(node.output()).is_ok()),
+        "no output written"
+    );
+    // A rewrite while it watches: a progress line is printed while the watch and lock are held.
+    node.rename_in(
+        "10-calico.conflist",
+        &conflist("k8s", &["calico", "portmap"]),
+    );
+    let rechained = wait_until(LIMIT, || {
+        fs::read(node.output())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .is_some_and(|list| plugin_types(&list) == ["calico", "portmap", "hostguard"])
+    });
+    assert!(rechained, "the rewrite was not followed");
+    for fd in 0..=2 {
+        let target = fs::read_link(format!("/proc/{}/fd/{fd}", running.pid()));
+        assert_eq!(
+            target.ok().as_deref(),
+            Some(std::path::Path::new("/dev/null")),
+            "fd {fd}"
+        );
+    }
+    assert!(running.is_running());
+    running.signal(Signal::SIGTERM);
+    assert_eq!(running.finish(LIMIT).code(), 0);
+    assert_chained(&fs::read(node.output()).unwrap());
+    assert_eq!(fs::read(node.path(".hostguard.lock")).unwrap(), b"");
+}
