@@ -39,22 +39,34 @@ fn the_container_namespace_vanishing_mid_add_is_survived() {
             "waitFor": {"interfaces": [{"name": "tunl0", "up": true}], "timeoutMs": 10000},
         }),
     );
+    // A namespace of its own: node.container holds the peer of the host's uplink, and deleting
+    // it would take the uplink and its default routes with it (a few milliseconds later, when
+    // the kernel's namespace cleanup runs), which is another fault than this test's.
+    let doomed = common::Netns::new("vanishx");
+    let container = doomed.path();
     let add = {
-        let call = node.call("ADD", "c1").config(&conf);
+        let call = node
+            .call("ADD", "c1")
+            .env("CNI_NETNS", &container.display().to_string())
+            .config(&conf);
         std::thread::spawn(move || call.run())
     };
     await_log(&log, "waiting up to");
-    let container = node.container.path();
-    common::run_ok(std::process::Command::new("ip").args(["netns", "del", &node.container.name]));
+    common::run_ok(std::process::Command::new("ip").args(["netns", "del", &doomed.name]));
     assert!(!container.exists());
     node.host.ip("link add tunl0 type veth peer name tunl0p");
     node.host.ip("link set tunl0 up");
     node.host.ip("link set tunl0p up");
     add.join().unwrap().ok();
     assert_eq!(node.records(), ["c1@eth0.json"]);
-    node.call("CHECK", "c1").config(&conf).run().ok();
-    node.call("DEL", "c1").config(&conf).run().ok();
-    node.call("DEL", "c1").config(&conf).run().ok();
+    let gone_netns = container.display().to_string();
+    for verb in ["CHECK", "DEL", "DEL"] {
+        node.call(verb, "c1")
+            .env("CNI_NETNS", &gone_netns)
+            .config(&conf)
+            .run()
+            .ok();
+    }
     assert!(node.records().is_empty());
 }
 
