@@ -819,7 +819,9 @@ fn defaults_that_were_ahead_of_another_devices_stay_ahead() {
     assert_eq!(before.len(), 3, "{before:?}");
     assert!(before[0].contains("via 172.26.0.33 dev eth1"), "{before:?}");
     let picture_before = picture(&node.host);
+    let routes_before = routes(&node.host);
     node.run("ADD").ok();
+    assert_moved(&routes_before, &routes(&node.host));
     assert_eq!(default_order(&node), on_bridge(&before));
     assert!(default_order(&node)[0].contains("via 172.26.0.33 dev br-sec"));
     let log = std::fs::read_to_string(node.state.join("hostguard.log")).unwrap();
