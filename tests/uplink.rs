@@ -783,3 +783,136 @@ fn bench_attach_and_already_attached() {
         median(exec)
     );
 }
+
+/// Incident 1's "rewrote the host's default routes", the subtle way: IPv4 keeps same-key
+/// routes in a list and uses the first, so eth1's defaults that were ahead of eth0's must still
+/// be ahead of it on br-sec, and again on eth1 after a release. Two of them, to see that a run
+/// of moved routes keeps its own order too.
+fn leading_node(tag: &str) -> Node {
+    let node = Node::dual_homed(tag);
+    let h = &node.host;
+    h.ip("route add default via 172.26.0.33 dev eth1 proto static");
+    h.ip("route append default via 172.26.0.34 dev eth1 proto static");
+    h.ip("route append default via 172.26.0.1 dev eth0 proto static");
+    node
+}
+
+fn default_order(node: &Node) -> Vec<String> {
+    node.host
+        .ip("-4 route show default")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn on_bridge(order: &[String]) -> Vec<String> {
+    order
+        .iter()
+        .map(|l| l.replace("dev eth1 ", "dev br-sec "))
+        .collect()
+}
+
+#[test]
+fn defaults_that_were_ahead_of_another_devices_stay_ahead() {
+    let node = leading_node("upord");
+    let before = default_order(&node);
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert!(before[0].contains("via 172.26.0.33 dev eth1"), "{before:?}");
+    let picture_before = picture(&node.host);
+    let routes_before = routes(&node.host);
+    node.run("ADD").ok();
+    assert_moved(&routes_before, &routes(&node.host));
+    assert_eq!(default_order(&node), on_bridge(&before));
+    assert!(default_order(&node)[0].contains("via 172.26.0.33 dev br-sec"));
+    let log = std::fs::read_to_string(node.state.join("hostguard.log")).unwrap();
+    assert!(
+        !log.contains("same table and metric"),
+        "no warning for what is kept: {log}"
+    );
+    let (status, stderr) = node.release();
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(default_order(&node), before, "after release");
+    assert_eq!(picture(&node.host), picture_before);
+}
+
+#[test]
+fn defaults_keep_their_order_through_failures_and_kills_at_every_step() {
+    let node = leading_node("upordk");
+    let before = default_order(&node);
+    let attached = on_bridge(&before);
+    let (steps, point_of_no_return, verify_at) = step_count(&node);
+    for k in 0..=verify_at {
+        node.cni("ADD")
+            .env("HOSTGUARD_TEST_FAIL_AT_STEP", &k.to_string())
+            .run()
+            .error(104);
+        assert_eq!(default_order(&node), before, "after a failure at step {k}");
+    }
+    // A rollback from the check undoes every step; killed after each undo, then continued.
+    for undo in 1..=verify_at {
+        let out = node
+            .cni("ADD")
+            .env("HOSTGUARD_TEST_FAIL_AT_STEP", &verify_at.to_string())
+            .env("HOSTGUARD_TEST_CRASH_AFTER_UNDO", &undo.to_string())
+            .run();
+        assert_eq!(out.status, -1, "undo {undo}: {out:?}");
+        node.run("DEL").ok_silent();
+        assert!(node.journal().is_none(), "undo {undo}");
+        assert_eq!(default_order(&node), before, "killed after undo {undo}");
+    }
+    for var in [
+        "HOSTGUARD_TEST_CRASH_BEFORE_STEP",
+        "HOSTGUARD_TEST_CRASH_AFTER_STEP",
+    ] {
+        for k in 0..steps {
+            let out = node.cni("ADD").env(var, &k.to_string()).run();
+            assert_eq!(out.status, -1, "not killed: {var}={k}: {out:?}");
+            node.run("DEL").ok_silent();
+            assert!(node.journal().is_none(), "{var}={k}");
+            if k >= point_of_no_return {
+                assert_eq!(default_order(&node), attached, "{var}={k}: finished");
+                let (status, stderr) = node.release();
+                assert_eq!(status, 0, "{var}={k}: {stderr}");
+            }
+            assert_eq!(default_order(&node), before, "{var}={k}");
+        }
+    }
+    // The release direction: kills at every step of it, from the attached host.
+    node.run("ADD").ok();
+    let release_steps = {
+        let status = node
+            .host
+            .hostguard(["uplink", "release"])
+            .args(["--interface", "eth1", "--bridge", "br-sec", "--state-dir"])
+            .arg(&node.state.path)
+            .env("HOSTGUARD_TEST_CRASH_BEFORE_STEP", "0")
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), None, "killed");
+        let journal = node.journal().unwrap();
+        node.run("DEL").ok_silent();
+        (
+            journal["steps"].as_array().unwrap().len(),
+            journal["pointOfNoReturn"].as_u64().unwrap() as usize,
+        )
+    };
+    let (steps, point_of_no_return) = release_steps;
+    for k in 0..steps {
+        let status = node
+            .host
+            .hostguard(["uplink", "release"])
+            .args(["--interface", "eth1", "--bridge", "br-sec", "--state-dir"])
+            .arg(&node.state.path)
+            .env("HOSTGUARD_TEST_CRASH_AFTER_STEP", k.to_string())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), None, "release step {k} killed");
+        node.run("DEL").ok_silent();
+        assert!(node.journal().is_none(), "release step {k}");
+        if k >= point_of_no_return {
+            assert_eq!(default_order(&node), before, "release step {k}: finished");
+            node.run("ADD").ok();
+        }
+        assert_eq!(default_order(&node), attached, "release step {k}");
+    }
+}

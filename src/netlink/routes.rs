@@ -1,5 +1,5 @@
-//! Routes: filtered dumps (both families, any table, multipath), exclusive or appending adds,
-//! deletes, and readers for the fields the host model keys routes by.
+//! Routes: filtered dumps (both families, any table, multipath), exclusive, appending or
+//! prepending adds, deletes, and readers for the fields the host model keys routes by.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -60,6 +60,12 @@ pub enum AddMode {
     /// the two routes coexist (the first one wins lookups); for IPv6 the kernel merges the new
     /// nexthop into the existing route, making it multipath.
     Append,
+    /// `NLM_F_CREATE` alone: for IPv4, add ahead of every existing route with the same key, so
+    /// the new one wins lookups (`fib_table_insert` inserts at the front of the same-key list
+    /// unless told to append). Never overwrites: an exact duplicate still answers `EEXIST`.
+    /// IPv6 has no such order: a same-metric route with a gateway joins the existing one as a
+    /// multipath sibling, as with `Append`.
+    Prepend,
 }
 
 impl Netlink {
@@ -88,6 +94,7 @@ impl Netlink {
         let flags = match mode {
             AddMode::Exclusive => NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
             AddMode::Append => NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
+            AddMode::Prepend => NLM_F_ACK | NLM_F_CREATE,
         };
         let request = RouteNetlinkMessage::NewRoute(msg);
         let result = self.ack_request(&request, flags);
@@ -95,6 +102,7 @@ impl Netlink {
             let verb = match mode {
                 AddMode::Exclusive => "add",
                 AddMode::Append => "append",
+                AddMode::Prepend => "prepend",
             };
             e.context(format!("{verb} route {}", self.describe_route(&request)))
         })

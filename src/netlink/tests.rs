@@ -266,6 +266,74 @@ fn exclusive_add_refuses_a_second_default_and_append_keeps_both() {
 }
 
 #[test]
+fn prepend_puts_an_ipv4_route_ahead_of_its_same_key_routes_and_never_overwrites() {
+    // The uplink move relies on this to keep a default route that was first in its list first.
+    let mut nl = private_netns();
+    let (a, b) = two_uplinks(&mut nl);
+    let default_via = |gateway: &str, oif: u32| {
+        unicast_route(net("0.0.0.0/0"), Some(addr(gateway)), Some(oif), 254)
+    };
+    let order = |nl: &mut Netlink| -> Vec<(Option<IpAddr>, Option<u32>)> {
+        nl.routes(&RouteFilter::defaults(AddressFamily::Inet, 254))
+            .unwrap()
+            .iter()
+            .map(|r| (r.gateway(), r.oif()))
+            .collect()
+    };
+    nl.add_route(default_via("10.1.0.1", a), AddMode::Exclusive)
+        .unwrap();
+    nl.add_route(default_via("10.2.0.1", b), AddMode::Append)
+        .unwrap();
+    nl.add_route(default_via("10.2.0.9", b), AddMode::Prepend)
+        .unwrap();
+    nl.add_route(default_via("10.1.0.9", a), AddMode::Prepend)
+        .unwrap();
+    assert_eq!(
+        order(&mut nl),
+        [
+            (Some(addr("10.1.0.9")), Some(a)),
+            (Some(addr("10.2.0.9")), Some(b)),
+            (Some(addr("10.1.0.1")), Some(a)),
+            (Some(addr("10.2.0.1")), Some(b)),
+        ]
+    );
+    // The route lookups use is the first one.
+    let get = ip(&["-4", "route", "get", "192.0.2.1"]);
+    assert!(get.contains("via 10.1.0.9 dev hg-a"), "{get}");
+
+    // An exact duplicate anywhere in the list is refused, not moved or overwritten.
+    for gateway in ["10.1.0.9", "10.2.0.1"] {
+        let oif = if gateway.starts_with("10.1") { a } else { b };
+        let again = nl
+            .add_route(default_via(gateway, oif), AddMode::Prepend)
+            .unwrap_err();
+        assert!(again.is_exists(), "{again}");
+        assert!(
+            again.to_string().starts_with("prepend route default via"),
+            "{again}"
+        );
+    }
+    assert_eq!(order(&mut nl).len(), 4);
+
+    // Another metric is another key: the list of metric 0 keeps its head.
+    let mut metric_5 = default_via("10.2.0.5", b);
+    metric_5.attributes.push(RouteAttribute::Priority(5));
+    nl.add_route(metric_5, AddMode::Prepend).unwrap();
+    assert_eq!(order(&mut nl)[0], (Some(addr("10.1.0.9")), Some(a)));
+
+    // IPv6 has no such order: the prepended default joins the existing one as a sibling.
+    let v6 =
+        |gateway: &str, oif: u32| unicast_route(net("::/0"), Some(addr(gateway)), Some(oif), 254);
+    nl.add_route(v6("fe80::1", a), AddMode::Exclusive).unwrap();
+    nl.add_route(v6("fe80::2", b), AddMode::Prepend).unwrap();
+    let defaults = nl
+        .routes(&RouteFilter::defaults(AddressFamily::Inet6, 254))
+        .unwrap();
+    assert_eq!(defaults.len(), 1, "{defaults:?}");
+    assert_eq!(defaults[0].nexthop_ifindexes(), [a, b]);
+}
+
+#[test]
 fn a_dumped_route_can_be_deleted_as_is() {
     let mut nl = private_netns();
     let (a, _) = two_uplinks(&mut nl);

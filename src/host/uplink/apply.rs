@@ -4,8 +4,9 @@
 //! Every change is one netlink request, which the kernel applies whole or not at all, so a
 //! failed step changed nothing and is not undone. Undo accepts "already so" answers by errno
 //! (a deleted route that is gone, a re-added address that is there), which makes it safe to
-//! repeat after a crash. Routes are added with append only; the only deletions are the copies
-//! this move made and the source's own routes and addresses recorded in the journal.
+//! repeat after a crash. Routes are added with append, or at the front of their same-key list
+//! where the plan says so, never with replace; the only deletions are the copies this move made
+//! and the source's own routes and addresses recorded in the journal.
 
 use std::collections::HashSet;
 
@@ -191,13 +192,16 @@ impl<'a> Engine<'a> {
                 let result = self.nl.add_address(addr.to_message(target, label, elapsed));
                 accept(result, |e| uncertain && e.is_exists())
             }
-            Step::CopyRoute { route } => {
+            Step::CopyRoute { route } | Step::PrependRoute { route } => {
+                let mode = match step {
+                    Step::PrependRoute { .. } => AddMode::Prepend,
+                    _ => AddMode::Append,
+                };
                 let target = self.target_index()?;
                 let msg = self.copied_route(route, target)?;
                 let msg = self.saved_route(route)?.with_expiry(msg, elapsed);
-                accept(self.nl.add_route(msg, AddMode::Append), |e| {
-                    uncertain && e.is_exists()
-                })
+                // Prepend refuses an exact duplicate like append does, wherever it sits.
+                accept(self.nl.add_route(msg, mode), |e| uncertain && e.is_exists())
             }
             Step::Enslave => {
                 let (interface, bridge) = (self.interface_index()?, self.bridge_index()?);
@@ -294,7 +298,7 @@ impl<'a> Engine<'a> {
                 let msg = self.address(address)?.delete_message(target, label);
                 accept(self.nl.del_address(msg), NlError::is_not_found)
             }
-            Step::CopyRoute { route } => {
+            Step::CopyRoute { route } | Step::PrependRoute { route } => {
                 let Some(target) = self.maybe_target_index()? else {
                     return Ok(());
                 };
@@ -312,7 +316,15 @@ impl<'a> Engine<'a> {
             Step::RemoveRoute { route } => {
                 let msg = self.source_route(route)?;
                 let msg = self.saved_route(route)?.with_expiry(msg, elapsed);
-                accept(self.nl.add_route(msg, AddMode::Append), is_exists)
+                // A route that led its list goes back to its front; undone in reverse, a run
+                // of them keeps its order. The others go back to the end, where they were
+                // unless the plan warned.
+                let mode = if self.journal.steps.contains(&Step::PrependRoute { route }) {
+                    AddMode::Prepend
+                } else {
+                    AddMode::Append
+                };
+                accept(self.nl.add_route(msg, mode), is_exists)
             }
             Step::RemoveAddress { address } => {
                 let addr = self.address(address)?;

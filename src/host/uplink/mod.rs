@@ -58,7 +58,7 @@ pub enum Attached {
         bridge_created: bool,
         addresses: usize,
         routes: usize,
-        /// Warnings for the operator (a same-key default route changing preference).
+        /// Warnings for the operator (a same-key default route order the move cannot keep).
         notes: Vec<String>,
         /// What stayed on the uplink and why (kernel link-locals, privacy addresses).
         left_alone: Vec<String>,
