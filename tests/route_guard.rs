@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Node, TempDir};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn first_add_records_every_default_route_of_every_table_and_family() {
@@ -219,4 +219,109 @@ fn install_with_state_dir_records_the_baseline_before_any_pod() {
     node.host.ip("route del default via 172.26.0.33 dev eth1");
     node.run_with("ADD", json!({})).ok();
     assert_eq!(node.host.default_routes().len(), 2);
+}
+
+/// The IPv4 default routes in the kernel's list order (the first one is used), as
+/// `ip route show default` prints them: the gateway of each.
+fn default_gateways_in_order(node: &Node) -> Vec<String> {
+    node.host
+        .ip("-4 route show default")
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect()
+}
+
+/// The device `ip route get` picks for an outside address: the first route of the list.
+fn device_for_outside_traffic(node: &Node) -> String {
+    let out = node.host.ip("route get 1.1.1.1");
+    let mut words = out.split_whitespace();
+    words.find(|w| *w == "dev");
+    words.next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_restored_leading_static_default_leads_its_twin_again() {
+    let node = Node::dual_homed("ordA");
+    node.case_a();
+    node.run_with("ADD", json!({})).ok();
+    assert_eq!(
+        default_gateways_in_order(&node),
+        ["172.26.0.1", "172.26.0.33"]
+    );
+
+    node.host
+        .ip("route del default via 172.26.0.1 dev eth0 proto static");
+    assert_eq!(device_for_outside_traffic(&node), "eth1");
+    node.run_with("ADD", json!({})).ok();
+    assert_eq!(
+        default_gateways_in_order(&node),
+        ["172.26.0.1", "172.26.0.33"]
+    );
+    assert_eq!(device_for_outside_traffic(&node), "eth0");
+    node.run_with("CHECK", json!({})).ok_silent();
+}
+
+#[test]
+fn a_restored_second_static_default_goes_back_behind_the_first() {
+    let node = Node::dual_homed("ordB");
+    node.case_a();
+    node.run_with("ADD", json!({})).ok();
+    node.host
+        .ip("route del default via 172.26.0.33 dev eth1 proto static");
+    node.run_with("ADD", json!({})).ok();
+    assert_eq!(
+        default_gateways_in_order(&node),
+        ["172.26.0.1", "172.26.0.33"]
+    );
+    assert_eq!(device_for_outside_traffic(&node), "eth0");
+}
+
+#[test]
+fn two_lost_static_defaults_come_back_in_their_order() {
+    let node = Node::dual_homed("ordC");
+    node.case_a();
+    node.run_with("ADD", json!({})).ok();
+    node.host
+        .ip("route del default via 172.26.0.1 dev eth0 proto static");
+    node.host
+        .ip("route del default via 172.26.0.33 dev eth1 proto static");
+    assert!(default_gateways_in_order(&node).is_empty());
+    node.run_with("ADD", json!({})).ok();
+    assert_eq!(
+        default_gateways_in_order(&node),
+        ["172.26.0.1", "172.26.0.33"]
+    );
+    assert_eq!(device_for_outside_traffic(&node), "eth0");
+}
+
+#[test]
+fn a_baseline_led_by_eth1_keeps_eth1_in_the_lead() {
+    let node = Node::dual_homed("ordD");
+    node.host
+        .ip("route add default via 172.26.0.33 dev eth1 proto static");
+    node.host
+        .ip("route append default via 172.26.0.1 dev eth0 proto static");
+    node.run_with("ADD", json!({})).ok();
+    let recorded: Vec<Value> = node.baseline()["routes"].as_array().unwrap().clone();
+    let devices: Vec<&str> = recorded.iter().filter_map(|r| r["dev"].as_str()).collect();
+    assert_eq!(
+        devices,
+        ["eth1", "eth0"],
+        "the kernel's order, not the names'"
+    );
+
+    // Each one lost in turn, then both: the lead stays with eth1 every time.
+    for lost in [&["eth1"][..], &["eth0"], &["eth0", "eth1"]] {
+        for dev in lost {
+            node.host
+                .ip(&format!("route del default dev {dev} proto static"));
+        }
+        node.run_with("ADD", json!({})).ok();
+        assert_eq!(
+            default_gateways_in_order(&node),
+            ["172.26.0.33", "172.26.0.1"],
+            "after losing {lost:?}"
+        );
+        assert_eq!(device_for_outside_traffic(&node), "eth1");
+    }
 }

@@ -25,7 +25,9 @@ pub fn load_or_record(state: &StateDir, nl: &mut Netlink) -> Result<(Baseline, b
 /// The host's current default routes as a baseline.
 pub fn observe(nl: &mut Netlink) -> Result<Baseline> {
     let mut routes = route_guard::default_routes_by_lookup(nl)?;
-    routes.sort_by_key(routes::DefaultRoute::slots);
+    // Stable: same-key routes keep the dump's order, which is the kernel's list order (IPv4
+    // uses the first), so a restore can put a leading route back in front.
+    routes.sort_by_key(routes::DefaultRoute::list_key);
     Ok(Baseline {
         version: FORMAT_VERSION,
         routes,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use nix::libc;
 
-use crate::host::routes::{self, DefaultRoute, Slot};
+use crate::host::routes::{self, DefaultRoute, Placement, Slot};
 use crate::netlink::{
     AddMode, LinkExt, LinkMessage, Netlink, NlError, RouteAttribute, RouteFilter, RouteMessage,
 };
@@ -141,9 +141,11 @@ pub struct GuardOutcome {
 pub type RefusalCheck<'a> = &'a dyn Fn(&LinkTable, &str) -> Option<String>;
 
 /// Compares the host with `baseline` and, when `restore` is set, re-adds each missing route
-/// whose devices exist, are up, and are not refused. Restores append (`NLM_F_APPEND`): a
-/// same-key route on another device (incident 1, case A) stays, and IPv6 merges the hop back into
-/// its multipath route.
+/// whose devices exist, are up, and are not refused. Restores never replace: a same-key route on
+/// another device (incident 1, case A) stays. An IPv4 route that led its same-key list, with
+/// every route ahead of it gone too, goes back to the front, so the host's traffic returns to
+/// it; the rest are appended (`NLM_F_APPEND`), which for IPv6 merges a hop back into its
+/// multipath route.
 pub fn guard(
     nl: &mut Netlink,
     baseline: &[DefaultRoute],
@@ -160,10 +162,10 @@ pub fn guard(
     // Only now the whole link table: whether a route may go back depends on its devices being
     // up and on masters and lower devices (refusal), and this is the rare path.
     let links = LinkTable::load(nl)?;
-    for route in diff.missing.into_iter().chain(diff.missing_hops) {
+    for (route, placement) in routes::restore_plan(baseline, &current) {
         match why_not_restorable(&route, &links, restore, refused) {
             Some(reason) => outcome.unrestored.push(Unrestored { route, reason }),
-            None => match add_back(nl, &route, &links) {
+            None => match add_back(nl, &route, placement, &links) {
                 Ok(()) => outcome.restored.push(route),
                 Err(reason) => outcome.unrestored.push(Unrestored { route, reason }),
             },
@@ -220,11 +222,21 @@ fn why_not_restorable(
     None
 }
 
-fn add_back(nl: &mut Netlink, route: &DefaultRoute, links: &LinkTable) -> Result<(), String> {
+fn add_back(
+    nl: &mut Netlink,
+    route: &DefaultRoute,
+    placement: Placement,
+    links: &LinkTable,
+) -> Result<(), String> {
     let message = route
         .to_message(&|name| links.index_of(name))
         .map_err(|err| format!("{err:#}"))?;
-    match nl.add_route(message, AddMode::Append) {
+    let mode = match placement {
+        Placement::Back => AddMode::Append,
+        // Prepend still answers EEXIST for an exact duplicate: it never overwrites.
+        Placement::Front => AddMode::Prepend,
+    };
+    match nl.add_route(message, mode) {
         Ok(()) => Ok(()),
         Err(err) => Err(explain_add_failure(route, &err)),
     }

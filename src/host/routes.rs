@@ -4,6 +4,9 @@
 //! A slot is (family, table, device, metric): the kernel's own notion of "the same route" is
 //! (table, destination, tos, metric), so two defaults that differ only by device are both legal
 //! and both must survive (incident 1). A multipath route occupies one slot per next hop.
+//!
+//! IPv4 keeps same-key routes in a list and uses the first, so the baseline keeps each list in
+//! the kernel's order, and a route that led its list goes back to its front.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -84,6 +87,27 @@ pub struct Slot {
     pub table: u32,
     pub dev: Option<String>,
     pub metric: u32,
+}
+
+/// The kernel's key of a default route: routes with equal keys share one list (IPv4) and only
+/// the first is used. Ordered so that a baseline sorted by it groups each list together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ListKey {
+    pub family: Family,
+    pub table: u32,
+    pub metric: u32,
+    pub tos: u8,
+}
+
+/// Where a restored route goes in its same-key list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// At the end (`NLM_F_APPEND`): behind the routes still there, or merged into an IPv6
+    /// multipath route.
+    Back,
+    /// At the front (create without append): the route led its IPv4 list, and every route that
+    /// was ahead of it is gone too.
+    Front,
 }
 
 fn is_zero(v: &u8) -> bool {
@@ -249,6 +273,15 @@ impl DefaultRoute {
         devs
     }
 
+    pub fn list_key(&self) -> ListKey {
+        ListKey {
+            family: self.family,
+            table: self.table,
+            metric: self.metric,
+            tos: self.tos,
+        }
+    }
+
     pub fn slots(&self) -> Vec<Slot> {
         let slot = |dev: Option<&str>| Slot {
             family: self.family,
@@ -374,19 +407,78 @@ pub fn diff(baseline: &[DefaultRoute], current: &[DefaultRoute]) -> RouteDiff {
     out
 }
 
+/// The missing baseline routes in the order to re-add them, each with its place. An IPv4 route
+/// goes to the front of its list when every route ahead of it in the baseline is missing too;
+/// the fronts come last and last-first, so a run of them keeps its own order. IPv6 routes and
+/// lost next hops go to the back: same-metric IPv6 defaults merge into one multipath route,
+/// whose order does not matter.
+pub fn restore_plan(
+    baseline: &[DefaultRoute],
+    current: &[DefaultRoute],
+) -> Vec<(DefaultRoute, Placement)> {
+    let found = diff(baseline, current);
+    let mut plan = Vec::new();
+    let mut fronts = Vec::new();
+    for (at, route) in baseline.iter().enumerate() {
+        if !found.missing.contains(route) {
+            continue;
+        }
+        let leads = route.family == Family::Inet
+            && baseline[..at]
+                .iter()
+                .filter(|ahead| ahead.list_key() == route.list_key())
+                .all(|ahead| found.missing.contains(ahead));
+        if leads {
+            fronts.push(route.clone());
+        } else {
+            plan.push((route.clone(), Placement::Back));
+        }
+    }
+    plan.extend(fronts.into_iter().rev().map(|r| (r, Placement::Front)));
+    plan.extend(found.missing_hops.into_iter().map(|r| (r, Placement::Back)));
+    plan
+}
+
 /// The baseline after observing `current`: every current route takes over the slots it occupies
 /// (so an operator's or DHCP's change is adopted), and baseline routes whose slots are all empty
-/// stay recorded, to be restored or reported.
+/// stay recorded, to be restored or reported. Within a same-key list the current routes keep the
+/// kernel's order, and a missing route stays behind the route that was ahead of it (or at the
+/// front, when none was).
 pub fn adopt(baseline: &[DefaultRoute], current: &[DefaultRoute]) -> Vec<DefaultRoute> {
     let occupied: std::collections::HashSet<Slot> =
         current.iter().flat_map(DefaultRoute::slots).collect();
-    let mut merged: Vec<DefaultRoute> = baseline
-        .iter()
-        .filter(|r| r.slots().iter().all(|s| !occupied.contains(s)))
-        .cloned()
-        .collect();
-    merged.extend(current.iter().cloned());
-    merged.sort_by_key(DefaultRoute::slots);
+    let is_missing = |r: &DefaultRoute| r.slots().iter().all(|s| !occupied.contains(s));
+    let mut merged: Vec<DefaultRoute> = current.to_vec();
+    for (at, route) in baseline.iter().enumerate() {
+        if !is_missing(route) {
+            continue;
+        }
+        let key = route.list_key();
+        let behind = baseline[..at]
+            .iter()
+            .rev()
+            .filter(|ahead| ahead.list_key() == key)
+            .find_map(|ahead| {
+                if is_missing(ahead) {
+                    merged.iter().position(|m| m == ahead)
+                } else {
+                    let slots = ahead.slots();
+                    merged.iter().rposition(|m| {
+                        m.list_key() == key && m.slots().iter().any(|s| slots.contains(s))
+                    })
+                }
+            });
+        let place = match behind {
+            Some(i) => i + 1,
+            None => merged
+                .iter()
+                .position(|m| m.list_key() == key)
+                .unwrap_or(merged.len()),
+        };
+        merged.insert(place, route.clone());
+    }
+    // Stable: each list keeps the order built above.
+    merged.sort_by_key(DefaultRoute::list_key);
     merged
 }
 
@@ -518,6 +610,105 @@ pub(crate) mod tests {
         let c = route("eth2", "10.0.0.1", 300);
         let merged = adopt(&[a.clone(), b.clone()], &[b.clone(), c.clone()]);
         assert_eq!(merged, vec![a, b, c]);
+    }
+
+    fn devices_of(routes: &[DefaultRoute]) -> Vec<&str> {
+        routes.iter().filter_map(|r| r.dev.as_deref()).collect()
+    }
+
+    fn planned(plan: &[(DefaultRoute, Placement)]) -> Vec<(&str, Placement)> {
+        plan.iter()
+            .map(|(r, p)| (r.dev.as_deref().unwrap_or(""), *p))
+            .collect()
+    }
+
+    #[test]
+    fn adopt_keeps_the_kernels_order_within_a_list_not_the_device_names() {
+        let eth1 = route("eth1", "172.26.0.33", 0);
+        let eth0 = route("eth0", "172.26.0.1", 0);
+        let other = route("eth0", "172.26.0.1", 100);
+        let current = [eth1.clone(), other.clone(), eth0.clone()];
+        assert_eq!(
+            devices_of(&adopt(&[], &current)),
+            ["eth1", "eth0", "eth0"],
+            "metric 0 list first, eth1 ahead of eth0 as the kernel has them"
+        );
+        // An old baseline sorted by device name takes the kernel's order on the next ADD.
+        let old = [eth0.clone(), eth1.clone()];
+        assert_eq!(adopt(&old, &[eth1.clone(), eth0.clone()]), [eth1, eth0]);
+    }
+
+    #[test]
+    fn adopt_keeps_a_missing_route_where_it_was_in_its_list() {
+        let a = route("eth0", "172.26.0.1", 0);
+        let b = route("eth1", "172.26.0.33", 0);
+        let c = route("eth2", "10.0.0.1", 0);
+        let baseline = [a.clone(), b.clone(), c.clone()];
+        assert_eq!(
+            adopt(&baseline, &[b.clone(), c.clone()]),
+            baseline,
+            "lost leader"
+        );
+        assert_eq!(
+            adopt(&baseline, &[a.clone(), c.clone()]),
+            baseline,
+            "lost middle"
+        );
+        assert_eq!(
+            adopt(&baseline, std::slice::from_ref(&c)),
+            baseline,
+            "lost run"
+        );
+        // The present routes' order is the kernel's, even when it changed.
+        assert_eq!(
+            adopt(&baseline, &[c.clone(), a.clone()]),
+            [c.clone(), a.clone(), b.clone()],
+            "b stays behind a"
+        );
+    }
+
+    #[test]
+    fn a_lost_leader_goes_to_the_front_and_the_others_to_the_back() {
+        let a = route("eth0", "172.26.0.1", 0);
+        let b = route("eth1", "172.26.0.33", 0);
+        let c = route("eth2", "10.0.0.1", 0);
+        let baseline = [a.clone(), b.clone(), c.clone()];
+        use Placement::{Back, Front};
+        let plan = |current: &[DefaultRoute]| restore_plan(&baseline, current);
+        assert_eq!(planned(&plan(&[b.clone(), c.clone()])), [("eth0", Front)]);
+        assert_eq!(planned(&plan(&[a.clone(), c.clone()])), [("eth1", Back)]);
+        assert_eq!(planned(&plan(&[a.clone(), b.clone()])), [("eth2", Back)]);
+        // A run at the front goes back last-first; a route behind a present one is appended.
+        assert_eq!(
+            planned(&plan(std::slice::from_ref(&c))),
+            [("eth1", Front), ("eth0", Front)]
+        );
+        assert_eq!(
+            planned(&plan(std::slice::from_ref(&b))),
+            [("eth2", Back), ("eth0", Front)]
+        );
+        assert_eq!(
+            planned(&plan(&[])),
+            [("eth2", Front), ("eth1", Front), ("eth0", Front)]
+        );
+    }
+
+    #[test]
+    fn only_routes_of_the_same_list_count_as_ahead() {
+        let low = route("eth0", "172.26.0.1", 100);
+        let high = route("eth1", "172.26.0.33", 200);
+        let plan = restore_plan(&[low.clone(), high.clone()], std::slice::from_ref(&low));
+        assert_eq!(planned(&plan), [("eth1", Placement::Front)]);
+    }
+
+    #[test]
+    fn ipv6_routes_are_always_appended() {
+        let mut a = route("eth0", "2001:db8::1", 1024);
+        a.family = Family::Inet6;
+        let mut b = route("eth1", "2001:db8:1::1", 1024);
+        b.family = Family::Inet6;
+        let plan = restore_plan(&[a, b.clone()], std::slice::from_ref(&b));
+        assert_eq!(planned(&plan), [("eth0", Placement::Back)]);
     }
 
     #[test]
