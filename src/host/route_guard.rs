@@ -162,7 +162,7 @@ pub fn guard(
     // Only now the whole link table: whether a route may go back depends on its devices being
     // up and on masters and lower devices (refusal), and this is the rare path.
     let links = LinkTable::load(nl)?;
-    for (route, placement) in routes::restore_plan(baseline, &current) {
+    for (route, placement) in routes::restore_plan(baseline, diff) {
         match why_not_restorable(&route, &links, restore, refused) {
             Some(reason) => outcome.unrestored.push(Unrestored { route, reason }),
             None => match add_back(nl, &route, placement, &links) {

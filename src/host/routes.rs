@@ -412,11 +412,7 @@ pub fn diff(baseline: &[DefaultRoute], current: &[DefaultRoute]) -> RouteDiff {
 /// the fronts come last and last-first, so a run of them keeps its own order. IPv6 routes and
 /// lost next hops go to the back: same-metric IPv6 defaults merge into one multipath route,
 /// whose order does not matter.
-pub fn restore_plan(
-    baseline: &[DefaultRoute],
-    current: &[DefaultRoute],
-) -> Vec<(DefaultRoute, Placement)> {
-    let found = diff(baseline, current);
+pub fn restore_plan(baseline: &[DefaultRoute], found: RouteDiff) -> Vec<(DefaultRoute, Placement)> {
     let mut plan = Vec::new();
     let mut fronts = Vec::new();
     for (at, route) in baseline.iter().enumerate() {
@@ -674,7 +670,7 @@ pub(crate) mod tests {
         let c = route("eth2", "10.0.0.1", 0);
         let baseline = [a.clone(), b.clone(), c.clone()];
         use Placement::{Back, Front};
-        let plan = |current: &[DefaultRoute]| restore_plan(&baseline, current);
+        let plan = |current: &[DefaultRoute]| restore_plan(&baseline, diff(&baseline, current));
         assert_eq!(planned(&plan(&[b.clone(), c.clone()])), [("eth0", Front)]);
         assert_eq!(planned(&plan(&[a.clone(), c.clone()])), [("eth1", Back)]);
         assert_eq!(planned(&plan(&[a.clone(), b.clone()])), [("eth2", Back)]);
@@ -697,7 +693,8 @@ pub(crate) mod tests {
     fn only_routes_of_the_same_list_count_as_ahead() {
         let low = route("eth0", "172.26.0.1", 100);
         let high = route("eth1", "172.26.0.33", 200);
-        let plan = restore_plan(&[low.clone(), high.clone()], std::slice::from_ref(&low));
+        let baseline = [low.clone(), high.clone()];
+        let plan = restore_plan(&baseline, diff(&baseline, std::slice::from_ref(&low)));
         assert_eq!(planned(&plan), [("eth1", Placement::Front)]);
     }
 
@@ -707,7 +704,8 @@ pub(crate) mod tests {
         a.family = Family::Inet6;
         let mut b = route("eth1", "2001:db8:1::1", 1024);
         b.family = Family::Inet6;
-        let plan = restore_plan(&[a, b.clone()], std::slice::from_ref(&b));
+        let baseline = [a, b.clone()];
+        let plan = restore_plan(&baseline, diff(&baseline, std::slice::from_ref(&b)));
         assert_eq!(planned(&plan), [("eth0", Placement::Back)]);
     }
 

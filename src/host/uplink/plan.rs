@@ -57,7 +57,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::observe::Observed;
-use crate::host::routes::{DefaultRoute, Family};
+use crate::host::routes::{DefaultRoute, Family, ListKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -334,7 +334,8 @@ fn same_key_order(obs: &Observed, to: &str) -> Result<SameKeyOrder> {
         .map(|(at, i)| (obs.defaults[*at].repointed(source, to), *i))
         .collect();
 
-    let mut groups: Vec<((u32, u32, u8), Vec<Entry>)> = Vec::new();
+    // In order of first appearance, so notes come out in the host's order.
+    let mut groups: Vec<(ListKey, Vec<Entry>)> = Vec::new();
     for (at, route) in obs.defaults.iter().enumerate() {
         if route.family != Family::Inet {
             continue;
@@ -347,7 +348,7 @@ fn same_key_order(obs: &Observed, to: &str) -> Result<SameKeyOrder> {
                 None => Entry::Other(at),
             },
         };
-        let key = (route.table, route.metric, route.tos);
+        let key = route.list_key();
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, entries)) => entries.push(entry),
             None => groups.push((key, vec![entry])),
