@@ -116,20 +116,17 @@ show_conflist "$HG_CNI/net.d/00-hostguard.conflist"
 
 # run_container ID: ctr run --rm --cni; prints the container's eth0 address
 run_container() {
-	local id=$1 t0 rc=0
-	t0=$(hg_now_ms)
-	hg_run timeout --kill-after=5 60 nsenter --target "$HG_HOLDER" --mount --net \
-		ctr --address "$HG_CTD_SOCK" run --rm --cni --rootfs --runc-root "$T/runc" --fifo-dir "$T/fifo" \
-		--cgroup "/$CG/$id" "$T/rootfs" "$id" /bin/ip -4 -o addr show dev eth0 \
-		</dev/null >"$T/$id.out" 2>"$T/$id.err" || rc=$?
+	local id=$1
+	hg_node_run "$T/$id" ctr --address "$HG_CTD_SOCK" run --rm --cni --rootfs --runc-root "$T/runc" \
+		--fifo-dir "$T/fifo" --cgroup "/$CG/$id" "$T/rootfs" "$id" /bin/ip -4 -o addr show dev eth0
 	printf '  node$ ctr run --rm --cni --rootfs ./rootfs %s ip -4 -o addr show dev eth0\n' "$id"
-	if ((rc == 0)); then
-		awk '{printf "    %s %s   (%s)\n", $2, $4, "'"$(($(hg_now_ms) - t0)) ms"'"}' "$T/$id.out"
+	if ((RC == 0)); then
+		awk -v ms="$MS ms" '{printf "    %s %s   (%s)\n", $2, $4, ms}' "$OUT"
 	else
-		sed 's/^/    /' "$T/$id.err"
+		sed 's/^/    /' "$ERR"
 		hg_ctr_remove_all
 	fi
-	return "$rc"
+	return "$RC"
 }
 
 say "3. containerd starts a container: the bridge gives it an address, hostguard guards the node"

@@ -54,17 +54,10 @@ FIFO_DIR=$T/fifo
 
 # ctr_run ID CMD...: `ctr run --rm --cni` of the rootfs; sets RC, MS, OUT, ERR.
 ctr_run() {
-	local id=$1 t0
+	local id=$1
 	shift
-	OUT=$T/$id.out
-	ERR=$T/$id.err
-	RC=0
-	t0=$(hg_now_ms)
-	hg_run timeout --kill-after=5 60 nsenter --target "$HG_HOLDER" --mount --net \
-		ctr --address "$HG_CTD_SOCK" run --rm --cni --rootfs --runc-root "$RUNC_ROOT" \
-		--fifo-dir "$FIFO_DIR" --cgroup "/$CG/$id" "$T/rootfs" "$id" "$@" \
-		</dev/null >"$OUT" 2>"$ERR" || RC=$?
-	MS=$(($(hg_now_ms) - t0))
+	hg_node_run "$T/$id" ctr --address "$HG_CTD_SOCK" run --rm --cni --rootfs \
+		--runc-root "$RUNC_ROOT" --fifo-dir "$FIFO_DIR" --cgroup "/$CG/$id" "$T/rootfs" "$id" "$@"
 	# a failed ADD leaves the task (CREATED) and the container behind
 	((RC == 0)) || hg_ctr_remove_all
 }

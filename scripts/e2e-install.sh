@@ -145,21 +145,15 @@ ctr_container() { # LABEL
 	CTR_N=$((CTR_N + 1))
 	id=hg-$$-c$CTR_N
 	hg_trace_switch "ctr$CTR_N"
-	RC=0
-	local t0
-	t0=$(hg_now_ms)
 	# One write, then a pause: ctr 1.6 can lose the tail of a task's output when the task exits
 	# at once (see e2e-containerd.sh).
 	# shellcheck disable=SC2016 # expanded by the container's shell
-	hg_run timeout --kill-after=5 60 nsenter --target "$HG_HOLDER" --mount --net \
-		ctr --address "$HG_CTD_SOCK" run --rm --cni --rootfs --runc-root "$T/runc" \
+	hg_node_run "$T/$id" ctr --address "$HG_CTD_SOCK" run --rm --cni --rootfs --runc-root "$T/runc" \
 		--fifo-dir "$T/fifo" --cgroup "/$CG/$id" "$T/rootfs" "$id" \
-		/bin/sh -c 'out=$(ip -4 -o addr show dev eth0; ip route show default); echo "$out"; sleep 0.2' \
-		</dev/null >"$T/$id.out" 2>"$T/$id.err" || RC=$?
-	MS=$(($(hg_now_ms) - t0))
+		/bin/sh -c 'out=$(ip -4 -o addr show dev eth0; ip route show default); echo "$out"; sleep 0.2'
 	((RC == 0)) || hg_ctr_remove_all
-	LAST_OUT=$T/$id.out
-	LAST_ERR=$T/$id.err
+	LAST_OUT=$OUT
+	LAST_ERR=$ERR
 	LAST_TRACE=$T/traces/ctr$CTR_N
 	LAST_CID=default-$id
 }
@@ -169,15 +163,10 @@ hg_check_run "containerd" "$RC" "$MS" "$LAST_OUT" "$LAST_ERR" "$LAST_TRACE" "$LA
 check_entry "containerd" "$LAST_TRACE"
 
 hg_trace_switch podman1
-t0=$(hg_now_ms)
-RC=0
-hg_run timeout --kill-after=5 60 nsenter --target "$HG_HOLDER" --mount --net \
-	env CONTAINERS_CONF="$HG_PODMAN_DIR/containers.conf" \
+hg_node_run "$T/p1" env CONTAINERS_CONF="$HG_PODMAN_DIR/containers.conf" \
 	podman --root "$HG_PODMAN_DIR/storage" --runroot "$HG_PODMAN_DIR/runroot" --storage-driver vfs \
 	run --rm --rootfs --network "$NETWORK" --cgroup-parent "/$CG" --name "hg-$$-p1" "$T/rootfs" \
-	/bin/sh -c 'ip -4 -o addr show dev eth0; ip route show default' \
-	</dev/null >"$T/p1.out" 2>"$T/p1.err" || RC=$?
-MS=$(($(hg_now_ms) - t0))
+	/bin/sh -c 'ip -4 -o addr show dev eth0; ip route show default'
 hg_check_run "podman" "$RC" "$MS" "$T/p1.out" "$T/p1.err" "$T/traces/podman1" '*' 1
 check_entry "podman" "$T/traces/podman1"
 

@@ -32,19 +32,12 @@ hg_e2e_conflist "$NETWORK"
 
 # podman_run NAME CMD...: `podman run --rm` of the rootfs; sets RC, MS, OUT, ERR.
 podman_run() {
-	local name=$1 t0
+	local name=$1
 	shift
-	OUT=$T/$name.out
-	ERR=$T/$name.err
-	RC=0
-	t0=$(hg_now_ms)
-	hg_run timeout --kill-after=5 60 nsenter --target "$HG_HOLDER" --mount --net \
-		env CONTAINERS_CONF="$HG_PODMAN_DIR/containers.conf" \
+	hg_node_run "$T/$name" env CONTAINERS_CONF="$HG_PODMAN_DIR/containers.conf" \
 		podman --root "$HG_PODMAN_DIR/storage" --runroot "$HG_PODMAN_DIR/runroot" --storage-driver vfs \
 		run --rm --rootfs --network "$NETWORK" --cgroup-parent "/$CG" --name "$name" \
-		--publish "127.0.0.1:18080:80" "$T/rootfs" "$@" \
-		</dev/null >"$OUT" 2>"$ERR" || RC=$?
-	MS=$(($(hg_now_ms) - t0))
+		--publish "127.0.0.1:18080:80" "$T/rootfs" "$@"
 }
 
 # run_container N LABEL: one container that prints its address and route.

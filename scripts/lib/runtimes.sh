@@ -92,6 +92,21 @@ hg_host() {
 	nsenter --target "$HG_HOLDER" --mount --net "$@"
 }
 
+# hg_node_run PREFIX CMD...: one runtime command (ctr run, podman run) in the node's namespaces,
+# stdin closed, bounded to 60 s; output in PREFIX.out and PREFIX.err. Sets OUT, ERR, RC and MS.
+# shellcheck disable=SC2034 # RC and MS are for the caller
+hg_node_run() {
+	local prefix=$1 t0
+	shift
+	OUT=$prefix.out
+	ERR=$prefix.err
+	RC=0
+	t0=$(hg_now_ms)
+	hg_run timeout --kill-after=5 60 nsenter --target "$HG_HOLDER" --mount --net "$@" \
+		</dev/null >"$OUT" 2>"$ERR" || RC=$?
+	MS=$(($(hg_now_ms) - t0))
+}
+
 # hg_busybox_rootfs DIR: busybox-static and the applets the tests call.
 hg_busybox_rootfs() {
 	local dir=$1 bb a
