@@ -73,6 +73,16 @@ skip_stage() { # NAME REASON
 	STAGE_NOTE[$1]=$2
 }
 
+# The shipped binary carries no fault-injection hook names (they exist only with the
+# fault-injection feature).
+hg_check_no_test_hooks() {
+	if grep -a -q HOSTGUARD_TEST "$1"; then
+		echo "$1 contains HOSTGUARD_TEST hooks: it was built with the fault-injection feature"
+		return 1
+	fi
+	echo "$1 has no HOSTGUARD_TEST hooks"
+}
+
 # Installing and the toolchain check run here, not as a stage: without them
 # nothing else can run.
 hg_ensure_deps
@@ -87,12 +97,16 @@ fi
 
 if stage build cargo build --release --locked; then
 	if [[ ${HG_LINT:-1} != 0 ]]; then
-		stage clippy cargo clippy --all-targets --locked -- -D warnings
+		stage clippy cargo clippy --all-targets --all-features --locked -- -D warnings
 	fi
 	test_args=()
 	[[ -n ${HG_TEST_THREADS:-} ]] && test_args=(-- "--test-threads=$HG_TEST_THREADS")
-	stage test cargo test --release --locked "${test_args[@]}"
+	# The crash-recovery tests need the fault hooks, which the shipped binary must not have:
+	# test with them, then rebuild target/release/hostguard without them for the e2e scripts.
+	stage test cargo test --release --locked --features fault-injection "${test_args[@]}"
 	STAGE_NOTE[test]=$(awk '/^test result:/ {p += $4; f += $6; i += $8} END {if (NR) printf "%d passed, %d failed, %d ignored", p, f, i}' "$LOG_DIR/test.log")
+	stage rebuild cargo build --release --locked
+	stage no-test-hooks hg_check_no_test_hooks target/release/hostguard
 
 	for script in "$HG_REPO"/scripts/e2e-${HG_E2E:-*}.sh; do
 		[[ -x $script ]] || continue

@@ -13,5 +13,4 @@ pub mod keyfile;
 pub mod lock;
 pub mod log;
 pub mod netlink;
-pub mod netns;
 pub mod state;

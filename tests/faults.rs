@@ -335,6 +335,10 @@ fn sigkill_at_random_moments_of_every_writer_leaves_whole_files_and_free_locks()
 /// was killed part-way: the next calls must finish, undo or set aside the interrupted move and
 /// say what happened, without hanging, failing DEL, or touching the host's other links.
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the crash hooks: cargo test --features fault-injection"
+)]
 fn the_uplink_deleted_after_a_killed_attach_is_recovered_or_reported() {
     let node = Node::new("uplinkgone");
     let conf = node.conf(

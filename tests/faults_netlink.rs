@@ -72,7 +72,7 @@ impl Reaper {
 fn dumps_racing_with_link_changes_are_retried_not_failed() {
     let ns = Netns::new("intr");
     many_links(&ns, 150);
-    let mut nl = hostguard::netns::netlink_in(&ns.path()).unwrap();
+    let mut nl = common::netns::netlink_in(&ns.path()).unwrap();
     let mut churner = Reaper(churn(&ns, 1500));
     let deadline = Instant::now() + Duration::from_secs(5);
     let (mut dumps, mut failures) = (0, Vec::new());

@@ -483,6 +483,10 @@ fn crash_node(tag: &str) -> Node {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the crash hooks: cargo test --features fault-injection"
+)]
 fn every_failing_step_rolls_back_to_the_exact_prior_state() {
     let node = crash_node("upfail");
     let before = picture(&node.host);
@@ -501,6 +505,10 @@ fn every_failing_step_rolls_back_to_the_exact_prior_state() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the crash hooks: cargo test --features fault-injection"
+)]
 fn a_kill_at_any_step_is_finished_or_rolled_back_by_the_next_invocation() {
     let node = crash_node("upkill");
     let before = picture(&node.host);
@@ -538,6 +546,10 @@ fn a_kill_at_any_step_is_finished_or_rolled_back_by_the_next_invocation() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the crash hooks: cargo test --features fault-injection"
+)]
 fn a_kill_at_any_step_of_a_release_is_finished_or_rolled_back() {
     let node = crash_node("uprkill");
     let before = picture(&node.host);
@@ -581,6 +593,10 @@ fn a_kill_at_any_step_of_a_release_is_finished_or_rolled_back() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the crash hooks: cargo test --features fault-injection"
+)]
 fn a_kill_during_a_rollback_is_rolled_back_by_the_next_invocation() {
     let node = crash_node("upkrb");
     let before = picture(&node.host);
@@ -600,6 +616,10 @@ fn a_kill_during_a_rollback_is_rolled_back_by_the_next_invocation() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the crash hooks: cargo test --features fault-injection"
+)]
 fn a_journal_from_another_boot_is_set_aside_not_replayed() {
     let node = crash_node("upboot");
     let out = node
@@ -729,9 +749,10 @@ fn release_usage_errors_and_missing_records() {
     }
 }
 
-/// Figures, not assertions: `cargo test --release --test uplink -- --ignored --nocapture`.
+/// Figures, not assertions: `cargo test --release --features fault-injection --test uplink --
+/// --ignored --nocapture` (it counts the attach steps with a crash hook).
 #[test]
-#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+#[ignore = "benchmark: run with --release --features fault-injection -- --ignored --nocapture"]
 fn bench_attach_and_already_attached() {
     use std::time::{Duration, Instant};
     fn median(mut v: Vec<Duration>) -> Duration {
@@ -836,6 +857,10 @@ fn defaults_that_were_ahead_of_another_devices_stay_ahead() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the crash hooks: cargo test --features fault-injection"
+)]
 fn defaults_keep_their_order_through_failures_and_kills_at_every_step() {
     let node = leading_node("upordk");
     let before = default_order(&node);

@@ -80,7 +80,7 @@ fn reaction_from_address_to_add_returning() {
 
     // The harness's own socket in the host namespace: adding the address through it gives a
     // timestamp without a process start in the measured span.
-    let mut nl = hostguard::netns::netlink_in(&host.path()).unwrap();
+    let mut nl = common::netns::netlink_in(&host.path()).unwrap();
     let tunl0 = nl.link_by_name("tunl0").unwrap().unwrap();
     assert_eq!(tunl0.name(), Some("tunl0"));
     let address = address_message(tunl0.header.index, "10.244.0.1/16".parse().unwrap());

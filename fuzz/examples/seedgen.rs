@@ -308,12 +308,13 @@ fn netlink(seeds: &Seeds, testdata: &Path) {
 }
 
 /// Uplink journals as a killed attach leaves them: the release binary is run (in this process's
-/// namespace, set up by `netlink`) with the uplink code's own crash hook after several steps.
+/// namespace, set up by `netlink`) with the uplink code's own crash hook after several steps. The
+/// hook exists only in a build with the `fault-injection` feature.
 fn journals(seeds: &Seeds, repo: &Path) {
     let bin = repo.join("target/release/hostguard");
     if !bin.exists() {
         eprintln!(
-            "no {}: journal seeds skipped (cargo build --release)",
+            "no {}: journal seeds skipped (cargo build --release --features fault-injection)",
             bin.display()
         );
         return;

@@ -5,7 +5,8 @@
 //! - **Synchronous.** hostguard is a short-lived process that sends a handful of requests per
 //!   CNI verb. A blocking socket needs no runtime, no background task and no thought about which
 //!   thread a future lands on, which matters because a netlink socket belongs to the network
-//!   namespace it was opened in (see `crate::netns`): open it in the right namespace once and
+//!   namespace it was opened in (the tests open one inside a throwaway namespace from a scoped
+//!   thread, tests/common/netns.rs): open it in the right namespace once and
 //!   every later call is plain function calls.
 //! - **Strict checking on** (`NETLINK_GET_STRICT_CHK`). Without it the kernel ignores dump
 //!   filters and returns every route of every table; with it, family, table (as `RTA_TABLE`,

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod netns;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_hostguard");
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -56,7 +56,7 @@ impl<'a> Engine<'a> {
             Faults::crash_if(self.faults.crash_before, k);
             let result = if self.faults.fail_at == Some(k) {
                 Err(anyhow!(
-                    "injected failure (HOSTGUARD_TEST_FAIL_AT_STEP={k})"
+                    "injected failure at step {k} (fault-injection build)"
                 ))
             } else {
                 self.apply(k, uncertain && k == start)
