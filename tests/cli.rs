@@ -1,6 +1,6 @@
 //! The command line without CNI_COMMAND: help and version for every subcommand, usage errors.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

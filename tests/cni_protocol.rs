@@ -1,7 +1,7 @@
 //! The CNI protocol end to end: the real binary, run as a runtime runs it, inside a throwaway
 //! "host" namespace, with a throwaway "container" namespace.
 
-mod common;
+use crate::common;
 
 use common::{conf, prev_result, Cni, Node, VERSIONS};
 use serde_json::{json, Value};

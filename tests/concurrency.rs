@@ -5,8 +5,7 @@
 //! once with every default route kept, baseline.json and the chained conflist are valid, no lock
 //! is held, no temporary file is left.
 
-mod common;
-mod hostile_support;
+use crate::hostile_support;
 
 use std::path::Path;
 use std::process::Stdio;

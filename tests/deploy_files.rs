@@ -4,7 +4,7 @@
 //! in a throwaway namespace that has the interfaces its `waitFor` names. The manifest is checked
 //! line by line (no YAML crate), and structurally too when PyYAML is installed.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 //! of every state-writing verb followed by a normal call that must work. Nothing half-written is
 //! ever read as valid, stale temporary files are ignored, locks die with their holder.
 
-mod common;
-mod hostile_support;
+use crate::common;
+use crate::hostile_support;
 
 use std::fs;
 use std::time::{Duration, Instant};

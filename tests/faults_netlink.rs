@@ -4,7 +4,7 @@
 //! come and go), so an interrupted dump must be retried, a bounded number of times, not turned
 //! into a failed ADD.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};

@@ -8,8 +8,8 @@
 //! other disks; the path comes from the conflist, which is trusted). What is refused: a symlink
 //! *inside* the state directory, which only someone else could have planted.
 
-mod common;
-mod hostile_support;
+use crate::common;
+use crate::hostile_support;
 
 use std::fs;
 use std::os::unix::fs::symlink;

@@ -4,8 +4,7 @@
 //! names. Each must end as a CNI error with the expected code (exit 1) while the host namespace
 //! and every file stay exactly as they were.
 
-mod common;
-mod hostile_support;
+use crate::hostile_support;
 
 use hostile_support::Node;
 use serde_json::{json, Value};

@@ -6,8 +6,8 @@
 //! In a binary of its own: it starts a stand-in NetworkManager process, which every hostguard
 //! running meanwhile in that namespace would see (see tests/refusal_nm.rs).
 
-mod common;
-mod hostile_support;
+use crate::common;
+use crate::hostile_support;
 
 use std::fs;
 use std::os::unix::fs::symlink;

@@ -1,7 +1,7 @@
 //! `hostguard install` / `uninstall` run once, as an init container would: what ends up on disk,
 //! what is refused, and what is said.
 
-mod install_support;
+use crate::install_support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! the output (it must never be missing once written, empty, partial or invalid, and no stray file a
 //! runtime would load may appear), and eight installers at once (one valid file, one entry).
 
-mod install_support;
+use crate::install_support;
 
 use std::fs;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! scripts/install-cni.sh: the container entrypoint turns its environment into install arguments.
 
-mod install_support;
+use crate::install_support;
 
 use std::fs;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! install started before the upstream exists: it must notice the file as it appears (written in
 //! place or renamed in) and never act on it while it is half written.
 
-mod install_support;
+use crate::install_support;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

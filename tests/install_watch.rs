@@ -1,7 +1,7 @@
 //! install --watch: the output follows the upstream through every kind of change, is restored when
 //! someone else deletes or edits it, stops fighting a persistent writer, and exits 0 on SIGTERM.
 
-mod install_support;
+use crate::install_support;
 
 use std::fs;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! The test helper that works inside another network namespace from a scoped thread: the caller's
 //! namespace never moves, and the work sees only the target's links.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

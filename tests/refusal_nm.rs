@@ -7,7 +7,7 @@
 //! "NetworkManager is running". That is why they live in their own test binary: cargo runs test
 //! binaries one after another, so no other test shares the machine with the stand-in.
 
-mod common;
+use crate::common;
 
 use common::Node;
 use serde_json::json;

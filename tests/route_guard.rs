@@ -1,7 +1,7 @@
 //! The route guard against the real kernel: incident 1's node (eth0 and eth1, two default
 //! routes), a hand-made loss, and what ADD, CHECK and `hostguard baseline` do about it.
 
-mod common;
+use crate::common;
 
 use common::{Node, TempDir};
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! The rules guard against the real kernel: rules picked by `rules.match` are recorded, deleted
 //! by hand (as systemd-networkd does on restart, incident 2), and restored identically.
 
-mod common;
+use crate::common;
 
 use common::Node;
 use serde_json::{json, Value};

@@ -11,10 +11,10 @@
 //! For scale it also times a whole ADD whose condition already holds (no waiting at all), and
 //! `wait_ready` in-process (a second thread adds the address): the wait's own share.
 //!
-//! Run: `scripts/bench-wait.sh` (or `cargo test --release --test wait_bench -- --ignored
+//! Run: `scripts/bench-wait.sh` (or `cargo test --release --test suite wait_bench:: -- --ignored
 //! --nocapture`; `HG_BENCH_RUNS` sets the number of runs, default 30).
 
-mod common;
+use crate::common;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

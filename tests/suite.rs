@@ -1,0 +1,31 @@
+//! The integration tests, linked into one binary: each file below is one module, as it was one
+//! test binary before. A release build links every test binary with fat LTO, and on two cores
+//! linking two dozen of them took most of `cargo test`. Four stay binaries of their own:
+//! hostile_rss and install_no_inotify measure or lower limits of the whole test process, and
+//! uplink and wait extend `common::Node` with methods of the same names as cni_protocol's and
+//! rules_guard's.
+
+mod common;
+mod hostile_support;
+mod install_support;
+
+mod cli;
+mod cni_protocol;
+mod concurrency;
+mod deploy_files;
+mod doctor;
+mod faults;
+mod faults_netlink;
+mod hostile_files;
+mod hostile_input;
+mod hostile_nm;
+mod install;
+mod install_crash;
+mod install_script;
+mod install_wait;
+mod install_watch;
+mod netns;
+mod refusal_nm;
+mod route_guard;
+mod rules_guard;
+mod wait_bench;
