@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench.sh: where hostguard stands (issue 10), in one run on one machine. A benchmark, not a
+# bench.sh: where hostguard stands, in one run on one machine. A benchmark, not a
 # test: scripts/test.sh does not run it, and it fails only when a correctness check fails (a
 # wrong passthrough, lost attachment records, a changed host), never on a slow figure.
 #

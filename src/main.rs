@@ -1,5 +1,5 @@
 //! The process entry. A plugin process lives about a millisecond and runs once per pod and verb,
-//! so start-up is most of what it costs (issue 10). Two pieces of the usual Rust start-up are
+//! so start-up is most of what it costs. Two pieces of the usual Rust start-up are
 //! dropped because they cost more than the rest of a VERSION call:
 //! - std's `main` wrapper finds the main thread's stack guard through glibc, which reads and
 //!   parses `/proc/self/maps` (about 100 µs here). Its only use is the "has overflowed its stack"

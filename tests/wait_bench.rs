@@ -1,5 +1,5 @@
 //! Benchmark, not a test: how fast a waiting ADD reacts to the upstream interface becoming
-//! ready (issue 7; goal ≤ 20 ms median, where Submariner polls in 4–25 s steps).
+//! ready (goal ≤ 20 ms median, where Submariner polls in 4–25 s steps).
 //!
 //! Per run: `tunl0` exists and is up but has no address; ADD (the real binary, inside a
 //! throwaway host namespace, timeoutMs 10000) is started and the harness waits for its
