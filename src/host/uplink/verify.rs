@@ -162,7 +162,10 @@ pub fn expected_defaults(journal: &Journal) -> Vec<DefaultRoute> {
 
 /// Next hops in a fixed order: IPv6 lists siblings in the order they were added, which a move
 /// may change without changing the route.
-pub fn canonical(mut route: DefaultRoute) -> DefaultRoute {
+pub fn canonical(route: DefaultRoute) -> DefaultRoute {
+    // Devices by name: the picture before the move and the one after are compared by name,
+    // and a re-pointed route names the bridge without knowing its identity.
+    let mut route = route.without_identity();
     route
         .nexthops
         .sort_by(|a, b| (&a.dev, a.gateway).cmp(&(&b.dev, b.gateway)));
