@@ -316,8 +316,13 @@ pub fn guard(
     // Only now the whole link table: whether a route may go back depends on its devices being
     // up and on masters and lower devices (refusal), and this is the rare path.
     let links = LinkTable::load(nl)?;
-    let mut added = Vec::new();
+    let mut added: Vec<DefaultRoute> = Vec::new();
     for (route, placement) in routes::restore_plan(&effective, diff) {
+        // Two baseline entries can mean one route today (a port's route and its master's own,
+        // or a multipath route recorded whole and as restored without a lost hop): add it once.
+        if added.iter().any(|a| comparable(a.clone()) == comparable(route.clone())) {
+            continue;
+        }
         match why_not_restorable(&route, &links, opts) {
             Some(reason) => outcome.unrestored.push(Unrestored { route, reason }),
             None => match add_back(nl, &route, placement, &links) {
@@ -448,6 +453,10 @@ fn explain_add_failure(route: &DefaultRoute, err: &NlError) -> String {
             None => "a gateway is no longer on-link".into(),
         },
         Some(libc::EEXIST) => "an identical route already exists".into(),
+        Some(libc::EINVAL) if route.nhid().is_some() => format!(
+            "the kernel refused it; its nexthop object {} may be gone ({err})",
+            route.nhid().unwrap_or_default()
+        ),
         _ => err.to_string(),
     }
 }
