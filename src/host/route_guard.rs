@@ -320,7 +320,10 @@ pub fn guard(
     for (route, placement) in routes::restore_plan(&effective, diff) {
         // Two baseline entries can mean one route today (a port's route and its master's own,
         // or a multipath route recorded whole and as restored without a lost hop): add it once.
-        if added.iter().any(|a| comparable(a.clone()) == comparable(route.clone())) {
+        if added
+            .iter()
+            .any(|a| comparable(a.clone()) == comparable(route.clone()))
+        {
             continue;
         }
         match why_not_restorable(&route, &links, opts) {
