@@ -587,3 +587,37 @@ fn an_ovs_like_move_racing_adds_never_puts_a_route_on_the_port() {
     assert_eq!(defaults_via(&node, "br0").len(), 1);
     node.run_with("CHECK", json!({})).ok_silent();
 }
+
+#[test]
+fn a_port_of_a_bond_in_a_bridge_is_succeeded_by_the_bridge_that_holds_the_address() {
+    let node = Node::dual_homed("chain");
+    node.case_a();
+    node.run_with("ADD", json!({})).ok();
+    let h = &node.host;
+    if !h.try_ip("link add bond0 type bond").status.success() {
+        eprintln!(
+            "skipped: this kernel has no bonding module, so eth1 -> bond0 -> br0 cannot be built"
+        );
+        return;
+    }
+    h.ip("link add br0 type bridge");
+    h.ip("link set br0 up");
+    h.ip("link set eth1 down");
+    h.ip("link set eth1 master bond0");
+    h.ip("link set bond0 master br0");
+    h.ip("link set bond0 up");
+    h.ip("link set eth1 up");
+    let _ = h.try_ip("addr del 172.26.0.35/27 dev eth1");
+    h.ip("addr add 172.26.0.35/27 dev br0");
+    let _ = h.try_ip("route del default via 172.26.0.33 dev eth1");
+    node.run_with("ADD", json!({})).ok();
+    assert!(defaults_via(&node, "eth1").is_empty());
+    assert!(defaults_via(&node, "bond0").is_empty());
+    assert_eq!(
+        defaults_via(&node, "br0").len(),
+        1,
+        "{:#?}",
+        node.host.default_routes()
+    );
+    node.run_with("CHECK", json!({})).ok_silent();
+}

@@ -36,6 +36,15 @@ pub fn link_id(link: &LinkMessage) -> LinkId {
     }
 }
 
+/// Where resolution reads devices from: the kernel ([`Devices`]), or a fixed picture in tests
+/// (bonds and teams, which this kernel cannot create, are tested that way).
+pub trait LinkSource {
+    fn by_index(&mut self, index: u32) -> Result<Option<LinkMessage>>;
+    fn by_name(&mut self, name: &str) -> Result<Option<LinkMessage>>;
+    /// The addresses (with prefix) a device holds.
+    fn addresses(&mut self, index: u32) -> Result<Vec<IpNetwork>>;
+}
+
 /// Links and addresses asked of the kernel one device at a time, each at most once.
 pub struct Devices<'a> {
     nl: &'a mut Netlink,
@@ -53,8 +62,10 @@ impl<'a> Devices<'a> {
             addresses: HashMap::new(),
         }
     }
+}
 
-    pub fn by_index(&mut self, index: u32) -> Result<Option<LinkMessage>> {
+impl LinkSource for Devices<'_> {
+    fn by_index(&mut self, index: u32) -> Result<Option<LinkMessage>> {
         if let Some(found) = self.by_index.get(&index) {
             return Ok(found.clone());
         }
@@ -66,7 +77,7 @@ impl<'a> Devices<'a> {
         Ok(found)
     }
 
-    pub fn by_name(&mut self, name: &str) -> Result<Option<LinkMessage>> {
+    fn by_name(&mut self, name: &str) -> Result<Option<LinkMessage>> {
         if let Some(found) = self.by_name.get(name) {
             return Ok(found.clone());
         }
@@ -91,11 +102,6 @@ impl<'a> Devices<'a> {
             .collect();
         self.addresses.insert(index, found.clone());
         Ok(found)
-    }
-
-    /// The identity of ifindex `index` as it is now, when the device exists.
-    pub fn describe(&mut self, index: u32) -> Option<LinkId> {
-        self.by_index(index).ok().flatten().as_ref().map(link_id)
     }
 }
 
@@ -133,7 +139,7 @@ struct Reach {
     onlink: bool,
 }
 
-pub fn resolve(route: &DefaultRoute, devices: &mut Devices) -> Result<Resolution> {
+pub fn resolve(route: &DefaultRoute, devices: &mut dyn LinkSource) -> Result<Resolution> {
     let mut resolution = Resolution {
         recorded: route.clone(),
         effective: Some(route.clone()),
@@ -247,7 +253,7 @@ fn find(
     dev: &str,
     recorded: Option<&LinkId>,
     reach: &Reach,
-    devices: &mut Devices,
+    devices: &mut dyn LinkSource,
 ) -> Result<Found> {
     let device = match recorded {
         Some(id) => match devices.by_index(id.ifindex)? {
@@ -321,7 +327,7 @@ fn is_zero_mac(mac: &Option<String>) -> bool {
 /// Whether `master` holds the address its port reached the route's gateway through: the
 /// route's preferred source, else an address whose subnet holds the gateway, else (an onlink
 /// or gateway-less route) any address of the family.
-fn holds(master: &LinkMessage, reach: &Reach, devices: &mut Devices) -> Result<bool> {
+fn holds(master: &LinkMessage, reach: &Reach, devices: &mut dyn LinkSource) -> Result<bool> {
     let addresses = devices.addresses(master.header.index)?;
     let of_family: Vec<&IpNetwork> = addresses
         .iter()
@@ -337,5 +343,134 @@ fn holds(master: &LinkMessage, reach: &Reach, devices: &mut Devices) -> Result<b
         // An IPv4 route via an IPv6 neighbour is reached through the IPv6 addresses.
         Some(gw) if !reach.onlink => Ok(addresses.iter().any(|a| a.contains(gw))),
         _ => Ok(!of_family.is_empty()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::routes::tests::route;
+    use crate::netlink::LinkAttribute;
+
+    /// A fixed picture of devices: what a node with a bond (which this kernel cannot create)
+    /// looks like through netlink.
+    #[derive(Default)]
+    struct Picture {
+        links: Vec<LinkMessage>,
+        addresses: HashMap<u32, Vec<IpNetwork>>,
+    }
+
+    impl Picture {
+        fn link(mut self, index: u32, name: &str, mac: [u8; 6], master: Option<u32>) -> Self {
+            let mut link = LinkMessage::default();
+            link.header.index = index;
+            link.attributes.push(LinkAttribute::IfName(name.into()));
+            link.attributes.push(LinkAttribute::Address(mac.to_vec()));
+            if let Some(master) = master {
+                link.attributes.push(LinkAttribute::Controller(master));
+            }
+            self.links.push(link);
+            self
+        }
+
+        fn address(mut self, index: u32, net: &str) -> Self {
+            self.addresses
+                .entry(index)
+                .or_default()
+                .push(net.parse().unwrap());
+            self
+        }
+    }
+
+    impl LinkSource for Picture {
+        fn by_index(&mut self, index: u32) -> Result<Option<LinkMessage>> {
+            Ok(self.links.iter().find(|l| l.header.index == index).cloned())
+        }
+        fn by_name(&mut self, name: &str) -> Result<Option<LinkMessage>> {
+            Ok(self.links.iter().find(|l| l.name() == Some(name)).cloned())
+        }
+        fn addresses(&mut self, index: u32) -> Result<Vec<IpNetwork>> {
+            Ok(self.addresses.get(&index).cloned().unwrap_or_default())
+        }
+    }
+
+    const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const MAC2: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn eth1_route(ifindex: u32, mac: [u8; 6]) -> DefaultRoute {
+        let mut r = route("eth1", "172.26.0.33", 0);
+        r.link = Some(LinkId {
+            ifindex,
+            mac: Some(format_mac(&mac)),
+            kind: None,
+        });
+        r
+    }
+
+    #[test]
+    fn a_port_of_a_bond_in_a_bridge_is_succeeded_by_the_addressed_bridge() {
+        let mut picture = Picture::default()
+            .link(3, "eth1", MAC1, Some(7))
+            .link(7, "bond0", MAC1, Some(8))
+            .link(8, "br0", MAC1, None)
+            .address(8, "172.26.0.35/27");
+        let got = resolve(&eth1_route(3, MAC1), &mut picture).unwrap();
+        let effective = got.effective.unwrap();
+        assert_eq!(effective.dev.as_deref(), Some("br0"));
+        assert_eq!(effective.link.unwrap().ifindex, 8);
+        assert_eq!(effective.gateway, Some("172.26.0.33".parse().unwrap()));
+        assert_eq!(
+            got.recorded.dev.as_deref(),
+            Some("eth1"),
+            "the record stays eth1's"
+        );
+        assert_eq!(got.successions, ["eth1 -> br0"]);
+    }
+
+    #[test]
+    fn a_bond_holding_the_address_succeeds_before_the_bridge_above_it() {
+        let mut picture = Picture::default()
+            .link(3, "eth1", MAC1, Some(7))
+            .link(7, "bond0", MAC1, Some(8))
+            .link(8, "br0", MAC1, None)
+            .address(7, "172.26.0.35/27")
+            .address(8, "172.26.0.35/27");
+        let got = resolve(&eth1_route(3, MAC1), &mut picture).unwrap();
+        assert_eq!(got.effective.unwrap().dev.as_deref(), Some("bond0"));
+    }
+
+    #[test]
+    fn a_port_whose_masters_hold_another_subnet_is_reported() {
+        let mut picture = Picture::default()
+            .link(3, "eth1", MAC1, Some(7))
+            .link(7, "bond0", MAC1, None)
+            .address(7, "10.0.0.2/24");
+        let got = resolve(&eth1_route(3, MAC1), &mut picture).unwrap();
+        assert_eq!(got.effective, None);
+        assert!(
+            got.problems[0].1.contains("eth1 is a port of bond0"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_reprobed_nic_with_the_recorded_mac_is_the_same_device_a_stranger_is_not() {
+        let mut reprobed = Picture::default().link(9, "eth1", MAC1, None);
+        let got = resolve(&eth1_route(3, MAC1), &mut reprobed).unwrap();
+        assert_eq!(got.effective.unwrap().link.unwrap().ifindex, 9);
+        assert_eq!(got.recorded.link.unwrap().ifindex, 9, "identified anew");
+
+        let mut stranger = Picture::default().link(9, "eth1", MAC2, None);
+        let got = resolve(&eth1_route(3, MAC1), &mut stranger).unwrap();
+        assert_eq!(got.effective, None);
+        assert!(got.problems[0].1.contains("now belongs to another device"));
+    }
+
+    #[test]
+    fn a_rename_is_followed_and_recorded() {
+        let mut picture = Picture::default().link(3, "uplink1", MAC1, None);
+        let got = resolve(&eth1_route(3, MAC1), &mut picture).unwrap();
+        assert_eq!(got.effective.unwrap().dev.as_deref(), Some("uplink1"));
+        assert_eq!(got.recorded.dev.as_deref(), Some("uplink1"));
     }
 }
