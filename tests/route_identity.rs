@@ -160,7 +160,12 @@ fn a_renamed_device_that_lost_its_route_gets_it_back_under_its_new_name() {
 #[test]
 fn a_reused_name_never_receives_another_devices_route() {
     let node = Node::dual_homed("reuse");
-    node.case_a();
+    // Incident 1's case B: the metrics tell the two routes apart, so the slot of eth0's route
+    // stays free when eth1 takes eth0's name.
+    node.host
+        .ip("route add default via 172.26.0.1 dev eth0 metric 100");
+    node.host
+        .ip("route add default via 172.26.0.33 dev eth1 metric 200");
     node.run_with("ADD", json!({})).ok();
     // eth0 goes away; eth1 takes its name, and eth0's old gateway is on-link there.
     node.host.ip("link del eth0");
@@ -170,16 +175,20 @@ fn a_reused_name_never_receives_another_devices_route() {
     let out = node.run_with("ADD", json!({}));
     out.ok();
     assert!(
+        !node
+            .host
+            .default_routes()
+            .iter()
+            .any(|l| l.contains("via 172.26.0.1 ")),
+        "eth0's route went through the other NIC: {:#?}",
+        node.host.default_routes()
+    );
+    assert_eq!(node.host.all_routes(), before, "nothing was added");
+    assert!(
         out.stderr.contains("now belongs to another device"),
         "{}",
         out.stderr
     );
-    assert_eq!(node.host.all_routes(), before, "nothing was added");
-    assert!(!node
-        .host
-        .default_routes()
-        .iter()
-        .any(|l| l.contains("via 172.26.0.1 ")));
     let err = node.run_with("CHECK", json!({})).error(100);
     assert!(
         err["msg"].as_str().unwrap().contains("via 172.26.0.1"),
