@@ -362,6 +362,15 @@ impl DefaultRoute {
         if route.table == RT_TABLE_LOCAL {
             return None;
         }
+        if route.nhid().is_some() {
+            // The device, gateway and next hops a compat-mode dump adds belong to the nexthop
+            // object, and the kernel refuses them beside its id: the route is the object.
+            route.gateway = None;
+            route.dev = None;
+            route.link = None;
+            route.onlink = false;
+            route.nexthops.clear();
+        }
         Some(route)
     }
 
@@ -1083,6 +1092,14 @@ pub(crate) mod tests {
             .attributes
             .iter()
             .any(|a| matches!(a, RouteAttribute::Oif(_) | RouteAttribute::Gateway(_))));
+        // A compat-mode dump shows the object's device and gateway too: read as the object.
+        let mut dumped = msg.clone();
+        dumped.attributes.push(RouteAttribute::Oif(7));
+        let names = |_| Some("eth0".to_string());
+        let read = DefaultRoute::from_message(&dumped, &names).unwrap();
+        assert_eq!((read.dev.as_deref(), read.gateway), (None, None));
+        let again = DefaultRoute::from_message(&read.to_message(&|_| None).unwrap(), &names);
+        assert_eq!(again, Some(read), "the restore message reads back the same");
     }
 
     #[test]
