@@ -176,7 +176,10 @@ pub struct GuardOptions<'a> {
     pub restore_on_managed: bool,
     /// May this route owned by an address-configuration daemon (proto dhcp, ra) be restored
     /// now? Only a caller that saw its slot stay empty for the whole grace period can say yes;
-    /// the ADD path answers no for every route (it reports them instead).
+    /// the ADD path answers no for every route (it reports them instead). The route is asked
+    /// about as it would be restored (on today's device names, a port's on its successor), so
+    /// a caller that times slots should key them by [`DefaultRoute::slots`] of
+    /// [`Assessment::missing`]'s routes.
     pub grace_elapsed: &'a dyn Fn(&DefaultRoute) -> bool,
     pub refused: RefusalCheck<'a>,
 }
