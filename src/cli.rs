@@ -98,7 +98,6 @@ fn usage_error(command: &str, why: &str) -> i32 {
 /// (only if none are recorded yet), print them, or adopt the current state.
 fn baseline(args: &[String]) -> i32 {
     use crate::host::baseline as hb;
-    use crate::host::routes;
 
     let flags = Flags { args };
     if let Err(why) = flags.reject_unknown(&["--state-dir"], &["--show", "--update"]) {
@@ -132,15 +131,9 @@ fn baseline(args: &[String]) -> i32 {
             );
         }
         if flags.switch("--show") || recorded || flags.switch("--update") {
-            let links = crate::host::route_guard::LinkTable::load(&mut nl)?;
-            let current = crate::host::route_guard::default_routes(&mut nl, &links)?;
-            let diff = routes::diff(&baseline.routes, &current);
-            let missing: Vec<&routes::DefaultRoute> =
-                diff.missing.iter().chain(&diff.missing_hops).collect();
-            for route in &baseline.routes {
-                let gone = missing
-                    .iter()
-                    .any(|m| m.slots().iter().any(|s| route.slots().contains(s)));
+            let assessment = crate::host::route_guard::Assessment::take(&mut nl, &baseline.routes)?;
+            for (route, present) in baseline.routes.iter().zip(assessment.present()) {
+                let gone = !present;
                 println!("{} {route}", if gone { "MISSING" } else { "present" });
             }
         } else {

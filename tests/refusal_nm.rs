@@ -1,6 +1,6 @@
 //! Refusal on the route guard's path: a default route through a NetworkManager-managed device is
-//! reported, not restored, and NetworkManager-managed host interfaces of prevResult are warned
-//! about.
+//! restored unless `routes.restoreOnManaged` is false (then reported), and
+//! NetworkManager-managed host interfaces of prevResult are warned about.
 //!
 //! These tests start a stand-in NetworkManager process. hostguard finds NetworkManager by its
 //! process name, as it must on a real node, so any hostguard run on this machine meanwhile sees
@@ -19,21 +19,38 @@ fn two_defaults(tag: &str) -> Node {
     node
 }
 
+/// Re-adding a recorded route changes no link, so a NetworkManager-managed device gets its
+/// default route back by default (the RHEL default node would otherwise never recover one);
+/// `routes.restoreOnManaged: false` extends the refusal to routes.
 #[test]
-fn a_route_on_a_network_manager_managed_device_is_not_restored() {
+fn a_route_on_a_network_manager_managed_device_is_restored_unless_restore_on_managed_is_off() {
     let node = two_defaults("nm");
     let nm = common::FakeNetworkManager::start(&node.host);
     nm.device(node.host.ifindex("eth0"), true);
     nm.device(node.host.ifindex("eth1"), false);
     let extra = json!({ "networkManager": nm.config() });
     node.run_with("ADD", extra.clone()).ok();
+    let before = node.host.all_routes();
+
     node.host.ip("route del default via 172.26.0.1 dev eth0");
     node.host.ip("route del default via 172.26.0.33 dev eth1");
-    let out = node.run_with("ADD", extra.clone());
+    node.run_with("ADD", extra.clone()).ok();
+    assert_eq!(
+        node.host.all_routes(),
+        before,
+        "both restored, in their order"
+    );
+    node.run_with("CHECK", extra.clone()).ok_silent();
+
+    let mut off = extra.clone();
+    off["routes"] = json!({"restoreOnManaged": false});
+    node.host.ip("route del default via 172.26.0.1 dev eth0");
+    node.host.ip("route del default via 172.26.0.33 dev eth1");
+    let out = node.run_with("ADD", off.clone());
     out.ok();
     assert!(
         out.stderr
-            .contains("hostguard does not touch eth0: eth0 is managed by NetworkManager"),
+            .contains("hostguard does not touch eth0 (routes.restoreOnManaged is false): eth0 is managed by NetworkManager"),
         "{}",
         out.stderr
     );
@@ -43,12 +60,11 @@ fn a_route_on_a_network_manager_managed_device_is_not_restored() {
         defaults[0].contains("dev eth1"),
         "eth1 (managed=false) is restored: {defaults:#?}"
     );
-    node.run_with("CHECK", extra.clone()).error(100);
+    node.run_with("CHECK", off.clone()).error(100);
     // With refuse.networkManager off, the same route is restored.
-    let mut off = extra;
     off["refuse"] = json!({"networkManager": false});
     node.run_with("ADD", off).ok();
-    assert_eq!(node.host.default_routes().len(), 2);
+    assert_eq!(node.host.all_routes(), before);
 }
 
 #[test]

@@ -27,5 +27,6 @@ mod install_watch;
 mod netns;
 mod refusal_nm;
 mod route_guard;
+mod route_identity;
 mod rules_guard;
 mod wait_bench;

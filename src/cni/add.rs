@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::error::{code, CniError, CniResult};
 use super::Request;
-use crate::host::route_guard::LinkTable;
+use crate::host::route_guard::{GuardOptions, LinkTable};
 use crate::host::wait::{self, WaitError};
 use crate::host::{baseline, refusal};
 use crate::log::Logger;
@@ -63,8 +63,15 @@ fn guard_default_routes(req: &Request, state: &StateDir, log: &mut Logger) -> Cn
     let refused = |table: &LinkTable, name: &str| {
         refusal::refusal(table, name, plugin.refuse, &plugin.network_manager).map(|r| r.evidence)
     };
-    let report = baseline::guard_and_adopt(state, plugin.routes_restore, &plugin.rules, &refused)
-        .map_err(|err| {
+    let options = GuardOptions {
+        restore: plugin.routes_restore,
+        restore_on_managed: plugin.routes_restore_on_managed,
+        // One ADD sees one instant: an empty slot of a DHCP route may be a renewal's
+        // delete-then-add in flight, so ADD reports such a route and leaves it to the daemon.
+        grace_elapsed: &|_| false,
+        refused: &refused,
+    };
+    let report = baseline::guard_and_adopt(state, &options, &plugin.rules).map_err(|err| {
         CniError::io(
             "the host guards could not read the host's routes and rules",
             &err,
@@ -74,6 +81,11 @@ fn guard_default_routes(req: &Request, state: &StateDir, log: &mut Logger) -> Cn
         log.info(&format!(
             "baseline recorded with {} default routes",
             report.routes.current.len()
+        ));
+    }
+    for succession in &report.routes.successions {
+        log.debug(&format!(
+            "a recorded device is now a port; its routes are judged on its master: {succession}"
         ));
     }
     for route in &report.routes.restored {

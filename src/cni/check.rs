@@ -28,12 +28,17 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
         )
     })?;
     if !missing.routes.is_empty() {
-        let routes: Vec<String> = missing.routes.iter().map(ToString::to_string).collect();
+        let routes: Vec<String> = missing
+            .routes
+            .iter()
+            .map(|m| format!("{} ({})", m.route, m.reason))
+            .collect();
         return Err(CniError::new(
             code::DEFAULT_ROUTE_MISSING,
             format!("baseline default route missing: {}", routes.join("; ")),
-            "the next ADD restores it when routes.restore is true and its device is up; \
-             otherwise re-add it, or run `hostguard baseline --update` if it was removed on purpose",
+            "the next ADD restores it when routes.restore is true and its device is up (a DHCP or \
+             RA route only the guard daemon restores, after its grace period); otherwise re-add \
+             it, or run `hostguard baseline --update` if it was removed on purpose",
         ));
     }
     if !missing.rules.is_empty() {

@@ -16,6 +16,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/hostguard";
 pub const DEFAULT_NM_RUN_DIR: &str = "/run/NetworkManager";
 pub const DEFAULT_NM_CONF_DIR: &str = "/etc/NetworkManager";
 pub const DEFAULT_WAIT_TIMEOUT_MS: u64 = 15_000;
+pub const DEFAULT_DHCP_GRACE_MS: u64 = 2_000;
 /// Runtimes give a whole CNI ADD about two to four minutes; waiting longer than this inside one
 /// ADD would only turn "try again later" into a runtime-side timeout with no message.
 pub const MAX_WAIT_TIMEOUT_MS: u64 = 120_000;
@@ -62,6 +63,12 @@ pub struct PluginConfig {
     pub log_level: LogLevel,
     pub state_dir: PathBuf,
     pub routes_restore: bool,
+    /// `routes.restoreOnManaged`: re-adding a recorded route through a team or
+    /// NetworkManager-managed device is not a link change, so it is allowed unless this is false.
+    pub routes_restore_on_managed: bool,
+    /// `routes.dhcpGraceMs`: how long the slot of a DHCP- or RA-owned route must stay empty
+    /// before the guard daemon restores it (a renewal deletes, then adds).
+    pub routes_dhcp_grace_ms: u64,
     pub rules: RulesConfig,
     pub uplink: Option<UplinkConfig>,
     pub refuse: RefuseConfig,
@@ -126,6 +133,8 @@ impl Default for PluginConfig {
             log_level: LogLevel::Info,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             routes_restore: true,
+            routes_restore_on_managed: true,
+            routes_dhcp_grace_ms: DEFAULT_DHCP_GRACE_MS,
             rules: RulesConfig {
                 selectors: Vec::new(),
                 restore: true,
@@ -223,8 +232,17 @@ fn parse_plugin(root: &Map<String, Value>) -> CniResult<PluginConfig> {
         cfg.state_dir = absolute_path(v, "stateDir")?;
     }
     if let Some(v) = present(root, "routes") {
-        let obj = object(v, "routes", &["restore"])?;
+        let obj = object(v, "routes", &["restore", "restoreOnManaged", "dhcpGraceMs"])?;
         cfg.routes_restore = opt_bool(obj, "routes.restore", "restore")?.unwrap_or(true);
+        cfg.routes_restore_on_managed =
+            opt_bool(obj, "routes.restoreOnManaged", "restoreOnManaged")?.unwrap_or(true);
+        if let Some(v) = present(obj, "dhcpGraceMs") {
+            cfg.routes_dhcp_grace_ms = v.as_u64().filter(|ms| *ms <= 600_000).ok_or_else(|| {
+                CniError::invalid_config(
+                    "routes.dhcpGraceMs must be a whole number of milliseconds, at most 600000",
+                )
+            })?;
+        }
     }
     if let Some(v) = present(root, "rules") {
         let obj = object(v, "rules", &["match", "restore"])?;

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 
 use crate::cni::config::{RuleSelector, RulesConfig};
-use crate::host::route_guard::{self, GuardOutcome, RefusalCheck};
+use crate::host::route_guard::{self, Assessment, GuardOptions, GuardOutcome, Unrestored};
 use crate::host::routes;
 use crate::host::rules::{self, GuardedRule, RulesOutcome};
 use crate::netlink::Netlink;
@@ -46,9 +46,8 @@ pub struct GuardReport {
 /// adopt what is new, and save the result, all under the baseline lock.
 pub fn guard_and_adopt(
     state: &StateDir,
-    routes_restore: bool,
+    route_options: &GuardOptions,
     rules: &RulesConfig,
-    refused: RefusalCheck,
 ) -> Result<GuardReport> {
     let mut nl = Netlink::new().context("open netlink socket")?;
     // An uplink move in progress has routes on both the interface and the bridge; the guard
@@ -56,11 +55,10 @@ pub fn guard_and_adopt(
     let _uplink = state.lock("uplink")?;
     let _lock = state.lock("baseline")?;
     let (mut baseline, recorded) = load_or_record(state, &mut nl)?;
-    let route_outcome = route_guard::guard(&mut nl, &baseline.routes, routes_restore, refused)?;
+    let route_outcome = route_guard::guard(&mut nl, &baseline.routes, route_options)?;
     let rule_outcome = rules::guard(&mut nl, &baseline.rules, &rules.selectors, rules.restore)?;
-    let adopted = routes::adopt(&baseline.routes, &route_outcome.current);
-    if adopted != baseline.routes || rule_outcome.baseline != baseline.rules {
-        baseline.routes = adopted;
+    if route_outcome.baseline != baseline.routes || rule_outcome.baseline != baseline.rules {
+        baseline.routes = route_outcome.baseline.clone();
         baseline.rules = rule_outcome.baseline.clone();
         state.write_baseline(&baseline)?;
     }
@@ -74,7 +72,7 @@ pub fn guard_and_adopt(
 /// What CHECK looks at: baseline routes and guarded rules the host no longer has. Nothing is
 /// changed on the host or on disk.
 pub struct Missing {
-    pub routes: Vec<routes::DefaultRoute>,
+    pub routes: Vec<Unrestored>,
     pub rules: Vec<GuardedRule>,
 }
 
@@ -86,11 +84,10 @@ pub fn missing(state: &StateDir, selectors: &[RuleSelector]) -> Result<Missing> 
         });
     };
     let mut nl = Netlink::new().context("open netlink socket")?;
-    let current = route_guard::default_routes_by_lookup(&mut nl)?;
-    let diff = routes::diff(&baseline.routes, &current);
+    let assessment = Assessment::take(&mut nl, &baseline.routes)?;
     let (gone_rules, _) = rules::missing(&mut nl, &baseline.rules, selectors)?;
     Ok(Missing {
-        routes: diff.missing.into_iter().chain(diff.missing_hops).collect(),
+        routes: assessment.missing(),
         rules: gone_rules,
     })
 }

@@ -5,6 +5,7 @@ pub mod links;
 pub mod nm;
 pub mod refusal;
 pub mod route_guard;
+pub mod route_identity;
 pub mod routes;
 pub mod rules;
 pub mod uplink;

@@ -1,6 +1,7 @@
 //! The route guard: observe the host's default routes, find the baseline routes that are gone,
-//! and put them back exactly, through the same device, gateway and attributes, without ever
-//! replacing or deleting a route hostguard did not create.
+//! and put them back exactly, through the same device (or its successor, see
+//! `route_identity`), gateway and attributes, without ever replacing or deleting a route
+//! hostguard did not create.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use nix::libc;
 
+use crate::host::route_identity::{self, Devices, Resolution};
 use crate::host::routes::{self, DefaultRoute, Placement, Slot};
 use crate::netlink::{
     AddMode, LinkExt, LinkMessage, Netlink, NlError, RouteAttribute, RouteFilter, RouteMessage,
@@ -62,41 +64,57 @@ impl LinkTable {
     pub fn index_of(&self, name: &str) -> Option<u32> {
         self.get(name).map(|l| l.header.index)
     }
+
+    pub fn by_index(&self, index: u32) -> Option<&LinkMessage> {
+        self.by_index.get(&index).map(|&i| &self.links[i])
+    }
 }
 
-/// Every default route of the host: both families, every table but `local`, one dump.
+/// Every default route of the host: both families, every table but `local`, one dump, each
+/// device identified (ifindex, MAC, kind).
 pub fn default_routes(nl: &mut Netlink, links: &LinkTable) -> Result<Vec<DefaultRoute>> {
     let messages = nl
         .routes(&default_routes_filter())
         .context("list default routes")?;
     let name_of = |i: u32| links.name_of(i);
+    let describe = |i: u32| links.by_index(i).map(route_identity::link_id);
     Ok(messages
         .iter()
         .filter_map(|m| DefaultRoute::from_message(m, &name_of))
+        .map(|mut r| {
+            r.describe_links(&describe);
+            r
+        })
         .collect())
 }
 
-/// As [`default_routes`], with each device name asked of the kernel by ifindex instead of
-/// taken from a link dump. The default routes name one or two devices, while a node's link
-/// dump grows with its pods (a veth each) at about 13 us of kernel time per link: 5.3 ms at
-/// 400 links, against a few microseconds per lookup.
+/// As [`default_routes`], with each device asked of the kernel by ifindex instead of taken
+/// from a link dump. The default routes name one or two devices, while a node's link dump grows
+/// with its pods (a veth each) at about 13 us of kernel time per link: 5.3 ms at 400 links,
+/// against a few microseconds per lookup.
 pub fn default_routes_by_lookup(nl: &mut Netlink) -> Result<Vec<DefaultRoute>> {
     let messages = nl
         .routes(&default_routes_filter())
         .context("list default routes")?;
-    let mut names: HashMap<u32, Option<String>> = HashMap::new();
+    let mut found: HashMap<u32, Option<LinkMessage>> = HashMap::new();
     for index in messages.iter().flat_map(device_indexes) {
-        if let Entry::Vacant(slot) = names.entry(index) {
+        if let Entry::Vacant(slot) = found.entry(index) {
             let link = nl.link_by_index(index).with_context(|| {
                 format!("look up the device of a default route (ifindex {index})")
             })?;
-            slot.insert(link.and_then(|l| l.name().map(str::to_string)));
+            slot.insert(link);
         }
     }
-    let name_of = |i: u32| names.get(&i).cloned().flatten();
+    let link = |i: u32| found.get(&i).and_then(Option::as_ref);
+    let name_of = |i: u32| link(i).and_then(|l| l.name().map(str::to_string));
+    let describe = |i: u32| link(i).map(route_identity::link_id);
     Ok(messages
         .iter()
         .filter_map(|m| DefaultRoute::from_message(m, &name_of))
+        .map(|mut r| {
+            r.describe_links(&describe);
+            r
+        })
         .collect())
 }
 
@@ -131,79 +149,261 @@ pub struct Unrestored {
 
 #[derive(Debug, Default)]
 pub struct GuardOutcome {
+    /// Re-added, and the kernel now holds exactly these.
     pub restored: Vec<DefaultRoute>,
     pub unrestored: Vec<Unrestored>,
+    /// Recorded devices read as their successor ("eth1 -> br0"), for the log.
+    pub successions: Vec<String>,
     /// The host's default routes after the guard ran.
     pub current: Vec<DefaultRoute>,
+    /// The baseline to keep: the current routes, plus the recorded ones still missing in whole
+    /// or in part, each device under its current name and identity.
+    pub baseline: Vec<DefaultRoute>,
 }
 
 /// Decides whether a link may be touched; `Some(evidence)` refuses it (team, NetworkManager).
 pub type RefusalCheck<'a> = &'a dyn Fn(&LinkTable, &str) -> Option<String>;
 
-/// Compares the host with `baseline` and, when `restore` is set, re-adds each missing route
-/// whose devices exist, are up, and are not refused. Restores never replace: a same-key route on
-/// another device (incident 1, case A) stays. An IPv4 route that led its same-key list, with
-/// every route ahead of it gone too, goes back to the front, so the host's traffic returns to
-/// it; the rest are appended (`NLM_F_APPEND`), which for IPv6 merges a hop back into its
-/// multipath route.
+/// `RTPROT_DHCP` from linux/rtnetlink.h.
+const RTPROT_DHCP: u8 = 16;
+
+/// How the route guard may act; one value, so the ADD path and the guard daemon call it alike.
+pub struct GuardOptions<'a> {
+    /// `routes.restore`: re-add missing routes at all.
+    pub restore: bool,
+    /// `routes.restoreOnManaged`: re-adding a recorded route through a team or
+    /// NetworkManager-managed device is allowed (it changes no link).
+    pub restore_on_managed: bool,
+    /// May this route owned by an address-configuration daemon (proto dhcp, ra) be restored
+    /// now? Only a caller that saw its slot stay empty for the whole grace period can say yes;
+    /// the ADD path answers no for every route (it reports them instead). The route is asked
+    /// about as it would be restored (on today's device names, a port's on its successor), so
+    /// a caller that times slots should key them by [`DefaultRoute::slots`] of
+    /// [`Assessment::missing`]'s routes.
+    pub grace_elapsed: &'a dyn Fn(&DefaultRoute) -> bool,
+    pub refused: RefusalCheck<'a>,
+}
+
+/// Whether an address-configuration daemon owns the route: it deletes and re-adds it on a
+/// renewal, so an empty slot may be the middle of a renewal rather than a loss.
+pub fn daemon_owned(route: &DefaultRoute) -> bool {
+    route.protocol == RTPROT_DHCP || route.protocol == RTPROT_RA
+}
+
+/// The baseline held against the host, without changing either.
+pub struct Assessment {
+    pub resolutions: Vec<Resolution>,
+    pub current: Vec<DefaultRoute>,
+}
+
+impl Assessment {
+    pub fn take(nl: &mut Netlink, baseline: &[DefaultRoute]) -> Result<Assessment> {
+        let current = default_routes_by_lookup(nl)?;
+        let mut devices = Devices::new(nl);
+        let resolutions = baseline
+            .iter()
+            .map(|r| route_identity::resolve(r, &mut devices))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Assessment {
+            resolutions,
+            current,
+        })
+    }
+
+    /// The routes to look for, in baseline order.
+    fn effective(&self) -> Vec<DefaultRoute> {
+        self.resolutions
+            .iter()
+            .filter_map(|r| r.effective.clone())
+            .collect()
+    }
+
+    /// Every missing route or next hop, with why it is missing (or that it simply is).
+    pub fn missing(&self) -> Vec<Unrestored> {
+        let mut out: Vec<Unrestored> = self
+            .resolutions
+            .iter()
+            .flat_map(|r| &r.problems)
+            .map(|(route, reason)| Unrestored {
+                route: route.clone(),
+                reason: reason.clone(),
+            })
+            .collect();
+        let diff = routes::diff(&self.effective(), &self.current);
+        out.extend(
+            diff.missing
+                .into_iter()
+                .chain(diff.missing_hops)
+                .map(|route| Unrestored {
+                    reason: if daemon_owned(&route) {
+                        "nothing occupies its slot; it belongs to an address-configuration \
+                         daemon, so only the guard daemon restores it, after its grace period"
+                            .into()
+                    } else {
+                        "nothing occupies its slot".into()
+                    },
+                    route,
+                }),
+        );
+        out
+    }
+
+    /// Per baseline route: whether it is fully in place now.
+    pub fn present(&self) -> Vec<bool> {
+        let effective: Vec<Option<DefaultRoute>> = self
+            .resolutions
+            .iter()
+            .map(|r| r.effective.clone())
+            .collect();
+        let placed: Vec<DefaultRoute> = effective.iter().flatten().cloned().collect();
+        let mut full = routes::fully_present(&placed, &self.current).into_iter();
+        self.resolutions
+            .iter()
+            .zip(effective)
+            .map(|(r, e)| {
+                let ok = e.is_some() && full.next().unwrap_or(false);
+                ok && r.problems.is_empty()
+            })
+            .collect()
+    }
+
+    fn adopted(&self) -> Vec<DefaultRoute> {
+        let recorded: Vec<DefaultRoute> = self
+            .resolutions
+            .iter()
+            .map(|r| r.recorded.clone())
+            .collect();
+        let present = self.present();
+        routes::adopt(&recorded, &|at| !present[at], &self.current)
+    }
+}
+
+/// Compares the host with `baseline` and, when `opts.restore` is set, re-adds each missing route
+/// whose devices are up and not refused, on the devices the baseline's devices are today
+/// (`route_identity`). Restores never replace: a same-key route on another device (incident 1,
+/// case A) stays. An IPv4 route that led its same-key list, with every route ahead of it gone
+/// too, goes back to the front; the rest are appended (`NLM_F_APPEND`), which for IPv6 merges a
+/// hop back into its multipath route. A route counts as restored only when the kernel then
+/// holds it exactly as recorded.
 pub fn guard(
     nl: &mut Netlink,
     baseline: &[DefaultRoute],
-    restore: bool,
-    refused: RefusalCheck,
+    opts: &GuardOptions,
 ) -> Result<GuardOutcome> {
-    let current = default_routes_by_lookup(nl)?;
-    let diff = routes::diff(baseline, &current);
-    let mut outcome = GuardOutcome::default();
+    let assessment = Assessment::take(nl, baseline)?;
+    let mut outcome = GuardOutcome {
+        successions: assessment
+            .resolutions
+            .iter()
+            .flat_map(|r| r.successions.clone())
+            .collect(),
+        ..GuardOutcome::default()
+    };
+    let effective = assessment.effective();
+    let diff = routes::diff(&effective, &assessment.current);
+    let problems: Vec<Unrestored> = assessment
+        .resolutions
+        .iter()
+        .flat_map(|r| &r.problems)
+        .map(|(route, reason)| Unrestored {
+            route: route.clone(),
+            reason: reason.clone(),
+        })
+        .collect();
     if diff.is_empty() {
-        outcome.current = current;
+        outcome.unrestored = problems;
+        outcome.baseline = assessment.adopted();
+        outcome.current = assessment.current;
         return Ok(outcome);
     }
     // Only now the whole link table: whether a route may go back depends on its devices being
     // up and on masters and lower devices (refusal), and this is the rare path.
     let links = LinkTable::load(nl)?;
-    for (route, placement) in routes::restore_plan(baseline, diff) {
-        match why_not_restorable(&route, &links, restore, refused) {
+    let mut added: Vec<DefaultRoute> = Vec::new();
+    for (route, placement) in routes::restore_plan(&effective, diff) {
+        // Two baseline entries can mean one route today (a port's route and its master's own,
+        // or a multipath route recorded whole and as restored without a lost hop): add it once.
+        if added
+            .iter()
+            .any(|a| comparable(a.clone()) == comparable(route.clone()))
+        {
+            continue;
+        }
+        match why_not_restorable(&route, &links, opts) {
             Some(reason) => outcome.unrestored.push(Unrestored { route, reason }),
             None => match add_back(nl, &route, placement, &links) {
-                Ok(()) => outcome.restored.push(route),
+                Ok(()) => added.push(route),
                 Err(reason) => outcome.unrestored.push(Unrestored { route, reason }),
             },
         }
     }
-    let links_after = LinkTable::load(nl)?;
-    outcome.current = default_routes(nl, &links_after)?;
-    // Trust the kernel's view over our own bookkeeping: a restore that "succeeded" but left its
-    // slot empty is reported, not claimed.
-    let occupied: std::collections::HashSet<Slot> = outcome
-        .current
-        .iter()
-        .flat_map(DefaultRoute::slots)
-        .collect();
-    let (kept, lost): (Vec<_>, Vec<_>) = outcome
-        .restored
-        .drain(..)
-        .partition(|r| r.slots().iter().all(|s| occupied.contains(s)));
-    outcome.restored = kept;
-    outcome
-        .unrestored
-        .extend(lost.into_iter().map(|route| Unrestored {
-            route,
-            reason: "re-added, but the kernel does not show it afterwards".into(),
-        }));
+    outcome.unrestored.extend(problems);
+    let after = Assessment::take(nl, baseline)?;
+    // Trust the kernel's view over our own bookkeeping: "restored" means the kernel now holds
+    // the route exactly as recorded.
+    for route in added {
+        match held_as(&route, &after.current) {
+            None => outcome.restored.push(route),
+            Some(reason) => outcome.unrestored.push(Unrestored { route, reason }),
+        }
+    }
+    outcome.baseline = after.adopted();
+    outcome.current = after.current;
     Ok(outcome)
+}
+
+/// `None` when `current` holds `route` attribute for attribute (a next hop merged into an
+/// IPv6 multipath route counts), else what the kernel shows instead.
+fn held_as(route: &DefaultRoute, current: &[DefaultRoute]) -> Option<String> {
+    let want = comparable(route.clone());
+    let mut same_slot = Vec::new();
+    for have in current {
+        let shares = have.slots().iter().any(|s| route.slots().contains(s));
+        if !shares {
+            continue;
+        }
+        let candidates: Vec<DefaultRoute> =
+            if route.nexthops.is_empty() && !have.nexthops.is_empty() {
+                have.nexthops.iter().map(|h| have.hop_as_route(h)).collect()
+            } else {
+                vec![have.clone()]
+            };
+        if candidates.into_iter().any(|c| comparable(c) == want) {
+            return None;
+        }
+        same_slot.push(have.to_string());
+    }
+    Some(if same_slot.is_empty() {
+        "re-added, but the kernel does not show it afterwards".into()
+    } else {
+        format!(
+            "re-added, but the kernel holds it differently: {}",
+            same_slot.join("; ")
+        )
+    })
+}
+
+/// A route as compared after a restore: devices by name, next hops in a fixed order.
+fn comparable(route: DefaultRoute) -> DefaultRoute {
+    let mut route = route.without_identity();
+    route
+        .nexthops
+        .sort_by(|a, b| (&a.dev, a.gateway).cmp(&(&b.dev, b.gateway)));
+    route
 }
 
 fn why_not_restorable(
     route: &DefaultRoute,
     links: &LinkTable,
-    restore: bool,
-    refused: RefusalCheck,
+    opts: &GuardOptions,
 ) -> Option<String> {
-    // Router advertisements own these: the kernel removes them when the router goes quiet, and
-    // putting one back would keep a dead router in use.
-    if route.protocol == RTPROT_RA {
-        return Some("it was learned from router advertisements; the kernel manages it".into());
+    if daemon_owned(route) && !(opts.grace_elapsed)(route) {
+        return Some(
+            "it belongs to an address-configuration daemon (proto dhcp or ra), which may be \
+             renewing it; only the guard daemon restores it, once its slot stayed empty for \
+             routes.dhcpGraceMs"
+                .into(),
+        );
     }
     for dev in route.devices() {
         let Some(link) = links.get(dev) else {
@@ -212,11 +412,21 @@ fn why_not_restorable(
         if !link.is_up() {
             return Some(format!("device {dev} is down"));
         }
-        if let Some(evidence) = refused(links, dev) {
-            return Some(format!("hostguard does not touch {dev}: {evidence}"));
+        if let Some(master) = link.master() {
+            let master = links.name_of(master).unwrap_or_else(|| master.to_string());
+            return Some(format!("device {dev} is a port of {master}"));
+        }
+        // Re-adding a recorded route changes no link; refusal is about link changes, and the
+        // operator may extend it to routes with routes.restoreOnManaged = false.
+        if !opts.restore_on_managed {
+            if let Some(evidence) = (opts.refused)(links, dev) {
+                return Some(format!(
+                    "hostguard does not touch {dev} (routes.restoreOnManaged is false): {evidence}"
+                ));
+            }
         }
     }
-    if !restore {
+    if !opts.restore {
         return Some("routes.restore is false".into());
     }
     None
@@ -244,11 +454,15 @@ fn add_back(
 
 fn explain_add_failure(route: &DefaultRoute, err: &NlError) -> String {
     match err.errno() {
-        Some(libc::ENETUNREACH) => match route.gateway {
+        Some(libc::ENETUNREACH) => match route.next_hop_address() {
             Some(gw) => format!("gateway {gw} is no longer on-link"),
             None => "a gateway is no longer on-link".into(),
         },
         Some(libc::EEXIST) => "an identical route already exists".into(),
+        Some(libc::EINVAL) if route.nhid().is_some() => format!(
+            "the kernel refused it; its nexthop object {} may be gone ({err})",
+            route.nhid().unwrap_or_default()
+        ),
         _ => err.to_string(),
     }
 }

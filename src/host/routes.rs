@@ -3,7 +3,14 @@
 //!
 //! A slot is (family, table, device, metric): the kernel's own notion of "the same route" is
 //! (table, destination, tos, metric), so two defaults that differ only by device are both legal
-//! and both must survive (incident 1). A multipath route occupies one slot per next hop.
+//! and both must survive (incident 1). A multipath route occupies one slot per next hop, and a
+//! route through a nexthop object (`nhid`) occupies that object's slot. The device of a slot is
+//! its ifindex when known: names are reused and changed, ifindexes are not (`route_identity`
+//! resolves a recorded device to today's).
+//!
+//! Every attribute the kernel gives a route is kept: the common ones as fields, the rest (via,
+//! encap, realm, nhid, and any the kernel adds later) as the kernel's own bytes, sent back
+//! unchanged on a restore.
 //!
 //! IPv4 keeps same-key routes in a list and uses the first, so the baseline keeps each list in
 //! the kernel's order, and a route that led its list goes back to its front.
@@ -13,6 +20,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use anyhow::{anyhow, bail, Result};
+use netlink_packet_core::{DefaultNla, Emitable, NLA_F_NESTED, NLA_F_NET_BYTEORDER};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric, RouteNextHop,
     RouteNextHopFlags, RoutePreference, RouteProtocol, RouteScope, RouteType,
@@ -69,6 +77,13 @@ pub struct DefaultRoute {
     pub pref: Option<u8>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nexthops: Vec<Nexthop>,
+    /// Which device `dev` is. Absent in baselines written before devices were identified:
+    /// such a route is resolved by name once and identified at the next ADD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkId>,
+    /// The attributes kept as the kernel's bytes (via, encap, realm, nhid, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attrs: Vec<RawAttr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,13 +94,153 @@ pub struct Nexthop {
     pub weight: u16,
     #[serde(default, skip_serializing_if = "is_false")]
     pub onlink: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkId>,
+    /// This hop's own attributes as the kernel's bytes (via, encap, realm).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attrs: Vec<RawAttr>,
+}
+
+/// A device beyond its name: the ifindex (stable for the device's life in its namespace), the
+/// MAC (which survives a driver re-probe that gives a new ifindex) and the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkId {
+    pub ifindex: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// One route attribute as the kernel gave it: its type (with the nested and byte-order flags)
+/// and its value in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawAttr {
+    #[serde(rename = "type")]
+    pub kind: u16,
+    pub value: String,
+}
+
+pub const RTA_FLOW: u16 = 11;
+pub const RTA_VIA: u16 = 18;
+pub const RTA_ENCAP_TYPE: u16 = 21;
+pub const RTA_ENCAP: u16 = 22;
+pub const RTA_NH_ID: u16 = 30;
+
+impl RawAttr {
+    fn of(attr: &RouteAttribute) -> RawAttr {
+        let mut bytes = vec![0u8; attr.buffer_len()];
+        attr.emit(&mut bytes);
+        let len = usize::from(u16::from_ne_bytes([bytes[0], bytes[1]])).min(bytes.len());
+        RawAttr {
+            kind: u16::from_ne_bytes([bytes[2], bytes[3]]),
+            value: bytes[4..len].iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+
+    /// The attribute's type without the nested / byte-order flags.
+    pub fn number(&self) -> u16 {
+        self.kind & !(NLA_F_NESTED | NLA_F_NET_BYTEORDER)
+    }
+
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        let hex = self.value.as_bytes();
+        if hex.len() % 2 != 0 {
+            bail!(
+                "route attribute {} has an odd number of hex digits",
+                self.kind
+            );
+        }
+        hex.chunks(2)
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|s| u8::from_str_radix(s, 16).ok())
+                    .ok_or_else(|| anyhow!("route attribute {} is not hex", self.kind))
+            })
+            .collect()
+    }
+
+    fn to_attribute(&self) -> Result<RouteAttribute> {
+        Ok(RouteAttribute::Other(DefaultNla::new(
+            self.kind,
+            self.bytes()?,
+        )))
+    }
+
+    fn u32_value(&self) -> Option<u32> {
+        let bytes = self.bytes().ok()?;
+        Some(u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?))
+    }
+
+    /// `RTA_VIA`: an `rtvia` (family, then the address).
+    fn via(&self) -> Option<IpAddr> {
+        let bytes = self.bytes().ok()?;
+        let family = u16::from_ne_bytes(bytes.get(..2)?.try_into().ok()?);
+        let addr = bytes.get(2..)?;
+        match (family, addr.len()) {
+            (2, 4) => Some(IpAddr::from(<[u8; 4]>::try_from(addr).ok()?)),
+            (10, 16) => Some(IpAddr::from(<[u8; 16]>::try_from(addr).ok()?)),
+            _ => None,
+        }
+    }
+
+    /// How `ip route` would name it.
+    fn describe(&self) -> String {
+        match self.number() {
+            RTA_VIA => match self.via() {
+                Some(IpAddr::V6(a)) => format!("via inet6 {a}"),
+                Some(IpAddr::V4(a)) => format!("via inet {a}"),
+                None => "via (unreadable)".into(),
+            },
+            RTA_FLOW => match self.u32_value() {
+                Some(v) if v >> 16 == 0 => format!("realm {}", v & 0xffff),
+                Some(v) => format!("realms {}/{}", v >> 16, v & 0xffff),
+                None => "realm (unreadable)".into(),
+            },
+            RTA_NH_ID => format!("nhid {}", self.u32_value().unwrap_or(0)),
+            RTA_ENCAP_TYPE => {
+                let kind = self
+                    .bytes()
+                    .ok()
+                    .and_then(|b| b.get(..2).map(|b| [b[0], b[1]]));
+                let name = match kind.map(u16::from_ne_bytes) {
+                    Some(1) => "mpls".to_string(),
+                    Some(2) => "ip".into(),
+                    Some(3) => "ila".into(),
+                    Some(4) => "ip6".into(),
+                    Some(5) => "seg6".into(),
+                    Some(6) => "bpf".into(),
+                    Some(7) => "seg6local".into(),
+                    Some(8) => "rpl".into(),
+                    Some(9) => "ioam6".into(),
+                    Some(10) => "xfrm".into(),
+                    Some(other) => other.to_string(),
+                    None => "?".into(),
+                };
+                format!("encap {name}")
+            }
+            RTA_ENCAP => format!("encap-data {}", self.value),
+            other => format!("attribute {other} {}", self.value),
+        }
+    }
+}
+
+/// The device part of a slot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SlotDev {
+    Index(u32),
+    /// A recorded device never identified by ifindex (resolved by name before the diff).
+    Name(String),
+    /// A route through a nexthop object: the object, not a device, is its slot.
+    Nexthop(u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Slot {
     pub family: Family,
     pub table: u32,
-    pub dev: Option<String>,
+    pub dev: Option<SlotDev>,
     pub metric: u32,
 }
 
@@ -150,6 +305,8 @@ impl DefaultRoute {
             congctl: None,
             pref: None,
             nexthops: Vec::new(),
+            link: None,
+            attrs: Vec::new(),
         };
         for attr in &msg.attributes {
             match attr {
@@ -158,7 +315,8 @@ impl DefaultRoute {
                 RouteAttribute::Gateway(a) => route.gateway = ip_of(a),
                 RouteAttribute::PrefSource(a) => route.prefsrc = ip_of(a),
                 RouteAttribute::Oif(i) => {
-                    route.dev = Some(name_of(*i).unwrap_or_else(|| format!("if{i}")))
+                    route.dev = Some(name_of(*i).unwrap_or_else(|| format!("if{i}")));
+                    route.link = Some(LinkId::index(*i));
                 }
                 RouteAttribute::Preference(p) => route.pref = Some(u8::from(*p)),
                 RouteAttribute::Metrics(list) => {
@@ -182,14 +340,36 @@ impl DefaultRoute {
                                 .unwrap_or_else(|| format!("if{}", hop.interface_index)),
                             weight: u16::from(hop.hops) + 1,
                             onlink: hop.flags.contains(RouteNextHopFlags::Onlink),
+                            link: Some(LinkId::index(hop.interface_index)),
+                            attrs: hop
+                                .attributes
+                                .iter()
+                                .filter(|a| !matches!(a, RouteAttribute::Gateway(_)))
+                                .map(RawAttr::of)
+                                .collect(),
                         })
                         .collect();
                 }
-                _ => {}
+                // The kernel's bookkeeping, not part of what was added: cache statistics and
+                // the remaining lifetime of an expiring route.
+                RouteAttribute::CacheInfo(_)
+                | RouteAttribute::Expires(_)
+                | RouteAttribute::MulticastExpires(_)
+                | RouteAttribute::Destination(_) => {}
+                other => route.attrs.push(RawAttr::of(other)),
             }
         }
         if route.table == RT_TABLE_LOCAL {
             return None;
+        }
+        if route.nhid().is_some() {
+            // The device, gateway and next hops a compat-mode dump adds belong to the nexthop
+            // object, and the kernel refuses them beside its id: the route is the object.
+            route.gateway = None;
+            route.dev = None;
+            route.link = None;
+            route.onlink = false;
+            route.nexthops.clear();
         }
         Some(route)
     }
@@ -210,18 +390,24 @@ impl DefaultRoute {
             kind: RouteType::from(self.kind),
             flags: RouteFlags::empty(),
         };
-        if self.onlink {
+        // A route through a nexthop object names only the object: the kernel refuses a device,
+        // gateway or next hops beside it (a dump in compat mode shows them, for reading only).
+        let through_object = self.nhid().is_some();
+        if self.onlink && !through_object {
             header.flags |= RouteFlags::Onlink;
         }
         let mut attributes = vec![RouteAttribute::Table(self.table)];
         if self.metric != 0 {
             attributes.push(RouteAttribute::Priority(self.metric));
         }
-        if let Some(gw) = self.gateway {
+        if let Some(gw) = self.gateway.filter(|_| !through_object) {
             attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
         }
-        if let Some(dev) = &self.dev {
+        if let Some(dev) = self.dev.as_ref().filter(|_| !through_object) {
             attributes.push(RouteAttribute::Oif(resolve(dev)?));
+        }
+        for attr in &self.attrs {
+            attributes.push(attr.to_attribute()?);
         }
         if let Some(src) = self.prefsrc {
             attributes.push(RouteAttribute::PrefSource(RouteAddress::from(src)));
@@ -240,7 +426,7 @@ impl DefaultRoute {
         if !metrics.is_empty() {
             attributes.push(RouteAttribute::Metrics(metrics));
         }
-        if !self.nexthops.is_empty() {
+        if !self.nexthops.is_empty() && !through_object {
             let hops = self
                 .nexthops
                 .iter()
@@ -255,6 +441,9 @@ impl DefaultRoute {
                         next.attributes
                             .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
                     }
+                    for attr in &hop.attrs {
+                        next.attributes.push(attr.to_attribute()?);
+                    }
                     Ok(next)
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -264,6 +453,19 @@ impl DefaultRoute {
         msg.header = header;
         msg.attributes = attributes;
         Ok(msg)
+    }
+
+    /// One next hop of this multipath route as a single-path route with its attributes.
+    pub fn hop_as_route(&self, hop: &Nexthop) -> DefaultRoute {
+        DefaultRoute {
+            gateway: hop.gateway,
+            dev: Some(hop.dev.clone()),
+            onlink: hop.onlink,
+            nexthops: Vec::new(),
+            link: hop.link.clone(),
+            attrs: self.attrs.iter().chain(&hop.attrs).cloned().collect(),
+            ..self.clone()
+        }
     }
 
     /// Every device the route sends through, next hops included.
@@ -283,31 +485,99 @@ impl DefaultRoute {
     }
 
     pub fn slots(&self) -> Vec<Slot> {
-        let slot = |dev: Option<&str>| Slot {
+        let slot = |dev: Option<SlotDev>| Slot {
             family: self.family,
             table: self.table,
-            dev: dev.map(str::to_string),
+            dev,
             metric: self.metric,
         };
+        if let Some(id) = self.nhid() {
+            return vec![slot(Some(SlotDev::Nexthop(id)))];
+        }
         if self.nexthops.is_empty() {
-            vec![slot(self.dev.as_deref())]
+            vec![slot(slot_dev(self.link.as_ref(), self.dev.as_deref()))]
         } else {
-            self.nexthops.iter().map(|h| slot(Some(&h.dev))).collect()
+            self.nexthops
+                .iter()
+                .map(|h| slot(slot_dev(h.link.as_ref(), Some(&h.dev))))
+                .collect()
         }
     }
 
+    /// The nexthop object the route goes through (`nhid`), if any.
+    pub fn nhid(&self) -> Option<u32> {
+        self.attrs
+            .iter()
+            .find(|a| a.number() == RTA_NH_ID)
+            .and_then(RawAttr::u32_value)
+    }
+
+    /// The address the route's traffic is handed to: its gateway, or its `RTA_VIA` (an IPv4
+    /// route via an IPv6 neighbour).
+    pub fn next_hop_address(&self) -> Option<IpAddr> {
+        self.gateway.or_else(|| {
+            self.attrs
+                .iter()
+                .find(|a| a.number() == RTA_VIA)
+                .and_then(RawAttr::via)
+        })
+    }
+
     /// The same route sent through `to` wherever it used `from` (an uplink moved into a bridge).
+    /// The identity of a re-pointed device is dropped: `to` is identified when next seen.
     pub fn repointed(&self, from: &str, to: &str) -> DefaultRoute {
         let mut route = self.clone();
         if route.dev.as_deref() == Some(from) {
             route.dev = Some(to.to_string());
+            route.link = None;
         }
         for hop in &mut route.nexthops {
             if hop.dev == from {
                 hop.dev = to.to_string();
+                hop.link = None;
             }
         }
         route
+    }
+
+    /// Fills in the MAC and kind of each identified device from `describe(ifindex)`.
+    pub fn describe_links(&mut self, describe: &dyn Fn(u32) -> Option<LinkId>) {
+        let fill = |link: &mut Option<LinkId>| {
+            if let Some(id) = link.as_ref().and_then(|l| describe(l.ifindex)) {
+                *link = Some(id);
+            }
+        };
+        fill(&mut self.link);
+        for hop in &mut self.nexthops {
+            fill(&mut hop.link);
+        }
+    }
+
+    /// The route without device identities, for comparing pictures taken by name.
+    pub fn without_identity(mut self) -> DefaultRoute {
+        self.link = None;
+        for hop in &mut self.nexthops {
+            hop.link = None;
+        }
+        self
+    }
+}
+
+impl LinkId {
+    pub fn index(ifindex: u32) -> LinkId {
+        LinkId {
+            ifindex,
+            mac: None,
+            kind: None,
+        }
+    }
+}
+
+fn slot_dev(link: Option<&LinkId>, name: Option<&str>) -> Option<SlotDev> {
+    match (link, name) {
+        (Some(link), _) => Some(SlotDev::Index(link.ifindex)),
+        (None, Some(name)) => Some(SlotDev::Name(name.to_string())),
+        (None, None) => None,
     }
 }
 
@@ -340,6 +610,9 @@ impl fmt::Display for DefaultRoute {
         for (key, value) in &self.metrics {
             write!(f, " {key} {value}")?;
         }
+        for attr in self.attrs.iter().filter(|a| a.number() != RTA_ENCAP) {
+            write!(f, " {}", attr.describe())?;
+        }
         for hop in &self.nexthops {
             f.write_str(" nexthop")?;
             if let Some(gw) = hop.gateway {
@@ -348,6 +621,9 @@ impl fmt::Display for DefaultRoute {
             write!(f, " dev {} weight {}", hop.dev, hop.weight)?;
             if hop.onlink {
                 f.write_str(" onlink")?;
+            }
+            for attr in hop.attrs.iter().filter(|a| a.number() != RTA_ENCAP) {
+                write!(f, " {}", attr.describe())?;
             }
         }
         if self.family == Family::Inet6 {
@@ -373,6 +649,17 @@ impl RouteDiff {
     }
 }
 
+/// Whether every slot of each baseline route is occupied in `current`, for [`adopt`]: a route
+/// that lost even one next hop stays recorded.
+pub fn fully_present(baseline: &[DefaultRoute], current: &[DefaultRoute]) -> Vec<bool> {
+    let occupied: std::collections::HashSet<Slot> =
+        current.iter().flat_map(DefaultRoute::slots).collect();
+    baseline
+        .iter()
+        .map(|r| r.slots().iter().all(|s| occupied.contains(s)))
+        .collect()
+}
+
 /// Compares by slot, never by attributes: a route whose slot is taken by a changed route (a DHCP
 /// renewal with a new gateway) is not missing, and must never be "restored" over.
 pub fn diff(baseline: &[DefaultRoute], current: &[DefaultRoute]) -> RouteDiff {
@@ -390,17 +677,9 @@ pub fn diff(baseline: &[DefaultRoute], current: &[DefaultRoute]) -> RouteDiff {
             continue;
         }
         for hop in &route.nexthops {
-            if free
-                .iter()
-                .any(|s| s.dev.as_deref() == Some(hop.dev.as_str()))
-            {
-                out.missing_hops.push(DefaultRoute {
-                    gateway: hop.gateway,
-                    dev: Some(hop.dev.clone()),
-                    onlink: hop.onlink,
-                    nexthops: Vec::new(),
-                    ..route.clone()
-                });
+            let dev = slot_dev(hop.link.as_ref(), Some(&hop.dev));
+            if free.iter().any(|s| s.dev == dev) {
+                out.missing_hops.push(route.hop_as_route(hop));
             }
         }
     }
@@ -436,26 +715,29 @@ pub fn restore_plan(baseline: &[DefaultRoute], found: RouteDiff) -> Vec<(Default
 }
 
 /// The baseline after observing `current`: every current route takes over the slots it occupies
-/// (so an operator's or DHCP's change is adopted), and baseline routes whose slots are all empty
-/// stay recorded, to be restored or reported. Within a same-key list the current routes keep the
-/// kernel's order, and a missing route stays behind the route that was ahead of it (or at the
-/// front, when none was).
-pub fn adopt(baseline: &[DefaultRoute], current: &[DefaultRoute]) -> Vec<DefaultRoute> {
-    let occupied: std::collections::HashSet<Slot> =
-        current.iter().flat_map(DefaultRoute::slots).collect();
-    let is_missing = |r: &DefaultRoute| r.slots().iter().all(|s| !occupied.contains(s));
+/// (so an operator's or DHCP's change is adopted), and the baseline routes `kept` says are
+/// still missing (in whole or in part) stay recorded, to be restored or reported. Within a
+/// same-key list the current routes keep the kernel's order, and a missing route stays behind
+/// the route that was ahead of it (or at the front, when none was).
+pub fn adopt(
+    baseline: &[DefaultRoute],
+    kept: &dyn Fn(usize) -> bool,
+    current: &[DefaultRoute],
+) -> Vec<DefaultRoute> {
+    let is_missing = |at: usize| kept(at);
     let mut merged: Vec<DefaultRoute> = current.to_vec();
     for (at, route) in baseline.iter().enumerate() {
-        if !is_missing(route) {
+        if !is_missing(at) {
             continue;
         }
         let key = route.list_key();
         let behind = baseline[..at]
             .iter()
+            .enumerate()
             .rev()
-            .filter(|ahead| ahead.list_key() == key)
-            .find_map(|ahead| {
-                if is_missing(ahead) {
+            .filter(|(_, ahead)| ahead.list_key() == key)
+            .find_map(|(before, ahead)| {
+                if is_missing(before) {
                     merged.iter().position(|m| m == ahead)
                 } else {
                     let slots = ahead.slots();
@@ -576,7 +858,15 @@ pub(crate) mod tests {
             congctl: None,
             pref: None,
             nexthops: Vec::new(),
+            link: None,
+            attrs: Vec::new(),
         }
+    }
+
+    /// [`adopt`] keeping what `current` does not fully hold, as the route guard calls it.
+    fn adopt_now(baseline: &[DefaultRoute], current: &[DefaultRoute]) -> Vec<DefaultRoute> {
+        let present = fully_present(baseline, current);
+        adopt(baseline, &|at| !present[at], current)
     }
 
     #[test]
@@ -596,7 +886,10 @@ pub(crate) mod tests {
         let old = route("eth0", "172.26.0.1", 100);
         let renewed = route("eth0", "172.26.0.9", 100);
         assert!(diff(std::slice::from_ref(&old), std::slice::from_ref(&renewed)).is_empty());
-        assert_eq!(adopt(&[old], std::slice::from_ref(&renewed)), vec![renewed]);
+        assert_eq!(
+            adopt_now(&[old], std::slice::from_ref(&renewed)),
+            vec![renewed]
+        );
     }
 
     #[test]
@@ -604,7 +897,7 @@ pub(crate) mod tests {
         let a = route("eth0", "172.26.0.1", 100);
         let b = route("eth1", "172.26.0.33", 200);
         let c = route("eth2", "10.0.0.1", 300);
-        let merged = adopt(&[a.clone(), b.clone()], &[b.clone(), c.clone()]);
+        let merged = adopt_now(&[a.clone(), b.clone()], &[b.clone(), c.clone()]);
         assert_eq!(merged, vec![a, b, c]);
     }
 
@@ -625,13 +918,13 @@ pub(crate) mod tests {
         let other = route("eth0", "172.26.0.1", 100);
         let current = [eth1.clone(), other.clone(), eth0.clone()];
         assert_eq!(
-            devices_of(&adopt(&[], &current)),
+            devices_of(&adopt_now(&[], &current)),
             ["eth1", "eth0", "eth0"],
             "metric 0 list first, eth1 ahead of eth0 as the kernel has them"
         );
         // An old baseline sorted by device name takes the kernel's order on the next ADD.
         let old = [eth0.clone(), eth1.clone()];
-        assert_eq!(adopt(&old, &[eth1.clone(), eth0.clone()]), [eth1, eth0]);
+        assert_eq!(adopt_now(&old, &[eth1.clone(), eth0.clone()]), [eth1, eth0]);
     }
 
     #[test]
@@ -641,23 +934,23 @@ pub(crate) mod tests {
         let c = route("eth2", "10.0.0.1", 0);
         let baseline = [a.clone(), b.clone(), c.clone()];
         assert_eq!(
-            adopt(&baseline, &[b.clone(), c.clone()]),
+            adopt_now(&baseline, &[b.clone(), c.clone()]),
             baseline,
             "lost leader"
         );
         assert_eq!(
-            adopt(&baseline, &[a.clone(), c.clone()]),
+            adopt_now(&baseline, &[a.clone(), c.clone()]),
             baseline,
             "lost middle"
         );
         assert_eq!(
-            adopt(&baseline, std::slice::from_ref(&c)),
+            adopt_now(&baseline, std::slice::from_ref(&c)),
             baseline,
             "lost run"
         );
         // The present routes' order is the kernel's, even when it changed.
         assert_eq!(
-            adopt(&baseline, &[c.clone(), a.clone()]),
+            adopt_now(&baseline, &[c.clone(), a.clone()]),
             [c.clone(), a.clone(), b.clone()],
             "b stays behind a"
         );
@@ -721,12 +1014,16 @@ pub(crate) mod tests {
                 dev: "eth0".into(),
                 weight: 1,
                 onlink: false,
+                link: None,
+                attrs: Vec::new(),
             },
             Nexthop {
                 gateway: Some("fe80::2".parse().unwrap()),
                 dev: "eth1".into(),
                 weight: 1,
                 onlink: false,
+                link: None,
+                attrs: Vec::new(),
             },
         ];
         let mut survivor = multi.clone();
@@ -749,11 +1046,60 @@ pub(crate) mod tests {
         r.prefsrc = Some("172.26.0.3".parse().unwrap());
         r.metrics.insert("mtu".into(), 1400);
         r.metrics.insert("advmss".into(), 1360);
+        r.link = Some(LinkId::index(7));
+        r.gateway = None;
+        // Kept as the kernel's bytes: a realm and an IPv4 route's IPv6 neighbour.
+        r.attrs.push(RawAttr::of(&RouteAttribute::Realm(
+            netlink_packet_route::route::RouteRealm {
+                source: 0,
+                destination: 5,
+            },
+        )));
+        r.attrs.push(RawAttr::of(&RouteAttribute::Via(
+            netlink_packet_route::route::RouteVia::Inet6("fe80::1".parse().unwrap()),
+        )));
         let names = |i: u32| (i == 7).then(|| "eth0".to_string());
         let index = |n: &str| (n == "eth0").then_some(7);
         let msg = r.to_message(&index).unwrap();
         assert_eq!(msg.header.table, 0, "table 1000 goes in the attribute only");
-        assert_eq!(DefaultRoute::from_message(&msg, &names), Some(r));
+        let back = DefaultRoute::from_message(&msg, &names).unwrap();
+        assert_eq!(back, r);
+        assert!(
+            back.to_string().contains("realm 5 via inet6 fe80::1"),
+            "{back}"
+        );
+        assert_eq!(back.next_hop_address(), Some("fe80::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_old_baseline_entry_without_identity_loads_and_keys_by_name() {
+        let old = r#"{"family":"inet","table":254,"metric":0,"protocol":4,"scope":0,
+            "type":1,"gateway":"172.26.0.1","dev":"eth0"}"#;
+        let route: DefaultRoute = serde_json::from_str(old).unwrap();
+        assert_eq!(route.link, None);
+        assert_eq!(route.slots()[0].dev, Some(SlotDev::Name("eth0".into())));
+    }
+
+    #[test]
+    fn a_route_through_a_nexthop_object_is_sent_as_the_object_alone() {
+        let mut r = route("eth0", "172.26.0.1", 0);
+        r.link = Some(LinkId::index(7));
+        r.attrs.push(RawAttr::of(&RouteAttribute::NhId(12)));
+        assert_eq!(r.nhid(), Some(12));
+        assert_eq!(r.slots()[0].dev, Some(SlotDev::Nexthop(12)));
+        let msg = r.to_message(&|_| Some(7)).unwrap();
+        assert!(!msg
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Oif(_) | RouteAttribute::Gateway(_))));
+        // A compat-mode dump shows the object's device and gateway too: read as the object.
+        let mut dumped = msg.clone();
+        dumped.attributes.push(RouteAttribute::Oif(7));
+        let names = |_| Some("eth0".to_string());
+        let read = DefaultRoute::from_message(&dumped, &names).unwrap();
+        assert_eq!((read.dev.as_deref(), read.gateway), (None, None));
+        let again = DefaultRoute::from_message(&read.to_message(&|_| None).unwrap(), &names);
+        assert_eq!(again, Some(read), "the restore message reads back the same");
     }
 
     #[test]

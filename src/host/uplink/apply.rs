@@ -19,7 +19,7 @@ use super::plan::{Operation, Step};
 use super::record::{self, UplinkRecord};
 use super::verify;
 use super::UplinkError;
-use crate::host::routes::{DefaultRoute, Slot};
+use crate::host::routes::DefaultRoute;
 use crate::netlink::{AddMode, AddressFamily, InfoKind, LinkExt, Netlink, NlError, RouteMessage};
 use crate::state::{StateDir, FORMAT_VERSION};
 
@@ -468,10 +468,13 @@ fn accept<T>(result: Result<T, NlError>, fine: impl Fn(&NlError) -> bool) -> Res
 /// the route guard expects them where they now are instead of "restoring" them on the old
 /// device. Entries are matched by slot (family, table, device, metric), as the guard does.
 fn repoint_baseline(state: &StateDir, moved: &[DefaultRoute], from: &str, to: &str) -> Result<()> {
-    let slots: HashSet<Slot> = moved
+    // By name: the journal's picture names devices, and a re-pointed entry drops its identity
+    // (the route guard identifies `to` when it next sees the route).
+    let slot_of = |r: &DefaultRoute| (r.family, r.table, r.metric);
+    let slots: HashSet<_> = moved
         .iter()
-        .flat_map(DefaultRoute::slots)
-        .filter(|s| s.dev.as_deref() == Some(from))
+        .filter(|r| r.devices().contains(&from))
+        .map(slot_of)
         .collect();
     if slots.is_empty() {
         return Ok(());
@@ -482,7 +485,7 @@ fn repoint_baseline(state: &StateDir, moved: &[DefaultRoute], from: &str, to: &s
     };
     let mut changed = false;
     for route in &mut baseline.routes {
-        if route.slots().iter().any(|s| slots.contains(s)) {
+        if route.devices().contains(&from) && slots.contains(&slot_of(route)) {
             let moved = route.repointed(from, to);
             changed |= moved != *route;
             *route = moved;

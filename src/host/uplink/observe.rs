@@ -194,11 +194,16 @@ pub fn observe(
         }
     }
 
-    let defaults = route_guard::default_routes(nl, links)?;
+    // By name, as the rest of the journal: the move compares pictures of one instant, in
+    // which a name is one device, and re-points routes from one name to another.
+    let defaults: Vec<DefaultRoute> = route_guard::default_routes(nl, links)?
+        .into_iter()
+        .map(DefaultRoute::without_identity)
+        .collect();
     let mut moved_defaults = Vec::new();
     for saved in &routes {
         if let Some(route) = DefaultRoute::from_message(&saved.route()?, &names) {
-            moved_defaults.push(route);
+            moved_defaults.push(route.without_identity());
         }
     }
     Ok(Observed {

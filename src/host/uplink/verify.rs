@@ -5,6 +5,7 @@
 //! bridge. Any difference is a failure, and the caller rolls back.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -14,21 +15,61 @@ use super::observe::addresses_of;
 use super::plan::{Operation, Step};
 use crate::host::route_guard::{self, LinkTable};
 use crate::host::routes::{DefaultRoute, Family, RT_TABLE_LOCAL};
-use crate::netlink::{LinkExt, Netlink, RouteExt, RouteFilter};
+use crate::netlink::{EventSocket, Group, LinkExt, Netlink, RouteExt, RouteFilter};
 use netlink_packet_route::address::AddressFlags;
 
 /// At most this many differences are named in the failure; the rest are counted.
 const MAX_NAMED: usize = 4;
 
+/// How long the check waits for the kernel's own routes of moved addresses. The kernel adds an
+/// address's local and prefix routes asynchronously (an IPv6 address's local route is created
+/// from a work queue even with `nodad`), usually within milliseconds; a host where it takes
+/// longer than this has a real problem.
+const KERNEL_ROUTES_WAIT: Duration = Duration::from_secs(2);
+
 /// `Ok(Ok(()))` when the host is as planned, `Ok(Err(differences))` when it is not, `Err` when
-/// it could not be read.
+/// it could not be read. When the only difference is kernel routes not recreated yet, waits for
+/// route notifications (bounded by [`KERNEL_ROUTES_WAIT`]) and looks again, instead of failing
+/// an attachment that is complete.
 pub fn verify(nl: &mut Netlink, journal: &Journal) -> Result<Result<(), String>> {
+    // Subscribed before the first look, so a route added between the look and the wait is
+    // already queued. Without a subscription the check is done once, as before.
+    let mut events = EventSocket::subscribe(&[Group::Ipv4Route, Group::Ipv6Route]).ok();
+    let deadline = Instant::now() + KERNEL_ROUTES_WAIT;
+    loop {
+        let (mut problems, pending) = differences(nl, journal)?;
+        if problems.is_empty() && pending.is_empty() {
+            return Ok(Ok(()));
+        }
+        if problems.is_empty() {
+            if let Some(events) = events.as_mut() {
+                match events.next_batch(deadline) {
+                    Ok(Some(_)) => continue,
+                    Err(err) if err.is_overrun() => continue,
+                    Ok(None) | Err(_) => {}
+                }
+            }
+        }
+        problems.extend(pending);
+        let extra = problems.len().saturating_sub(MAX_NAMED);
+        problems.truncate(MAX_NAMED);
+        let mut text = problems.join("; ");
+        if extra > 0 {
+            text.push_str(&format!("; and {extra} more"));
+        }
+        return Ok(Err(text));
+    }
+}
+
+/// What differs from the plan: (differences, kernel routes of moved addresses not there yet).
+fn differences(nl: &mut Netlink, journal: &Journal) -> Result<(Vec<String>, Vec<String>)> {
     let obs = &journal.observed;
+    let mut pending = Vec::new();
     let links = LinkTable::load(nl)?;
     let mut problems = Vec::new();
     let target_name = journal.target();
     let Some(target) = links.index_of(target_name) else {
-        return Ok(Err(format!("{target_name} does not exist")));
+        return Ok((vec![format!("{target_name} does not exist")], pending));
     };
     let source = obs.source.index;
 
@@ -112,7 +153,7 @@ pub fn verify(nl: &mut Netlink, journal: &Journal) -> Result<Result<(), String>>
             continue;
         }
         if !through_target.contains(&fingerprint(&repoint(&route, source, target))) {
-            problems.push(format!(
+            pending.push(format!(
                 "the kernel did not recreate {} on {target_name}",
                 saved.text
             ));
@@ -129,16 +170,7 @@ pub fn verify(nl: &mut Netlink, journal: &Journal) -> Result<Result<(), String>>
         }
     }
 
-    if problems.is_empty() {
-        return Ok(Ok(()));
-    }
-    let extra = problems.len().saturating_sub(MAX_NAMED);
-    problems.truncate(MAX_NAMED);
-    let mut text = problems.join("; ");
-    if extra > 0 {
-        text.push_str(&format!("; and {extra} more"));
-    }
-    Ok(Err(text))
+    Ok((problems, pending))
 }
 
 /// The host's default routes as they must be after the move: the moved ones re-pointed, every
@@ -162,7 +194,10 @@ pub fn expected_defaults(journal: &Journal) -> Vec<DefaultRoute> {
 
 /// Next hops in a fixed order: IPv6 lists siblings in the order they were added, which a move
 /// may change without changing the route.
-pub fn canonical(mut route: DefaultRoute) -> DefaultRoute {
+pub fn canonical(route: DefaultRoute) -> DefaultRoute {
+    // Devices by name: the picture before the move and the one after are compared by name,
+    // and a re-pointed route names the bridge without knowing its identity.
+    let mut route = route.without_identity();
     route
         .nexthops
         .sort_by(|a, b| (&a.dev, a.gateway).cmp(&(&b.dev, b.gateway)));
