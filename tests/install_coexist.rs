@@ -1,0 +1,252 @@
+//! install beside other chain editors: a file that install did not write is never replaced or
+//! removed, the co-tenancy mode (`--in-place`) keeps every foreign entry and rests when nothing
+//! changes, Multus' config is passed over to its master, and the cycles a file of our own would
+//! form with Multus or Antrea are refused, not written. The full pairings (stand-ins of Istio's,
+//! Multus' and Antrea's installers, start orders, restarts, a container run) are in
+//! scripts/e2e-coexist.sh.
+
+mod install_support;
+
+use std::fs;
+use std::thread;
+use std::time::Duration;
+
+use install_support::*;
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn conflist(types: &[&str]) -> Vec<u8> {
+    let plugins: Vec<Value> = types.iter().map(|t| json!({"type": t})).collect();
+    serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "k8s", "plugins": plugins})).unwrap()
+}
+
+fn types_of(node: &Node, name: &str) -> Vec<String> {
+    plugin_types(&serde_json::from_slice(&fs::read(node.path(name)).unwrap()).unwrap())
+}
+
+#[test]
+fn an_existing_output_install_did_not_write_is_refused_and_kept() {
+    let node = Node::new();
+    let calico = testdata_bytes("calico.conflist");
+    node.put("05-calico.conflist", &calico);
+    node.put("10-flannel.conflist", &conflist(&["flannel"]));
+    node.install(&["--output", "05-calico.conflist", "--timeout", "1"])
+        .assert_code(1)
+        .assert_stderr("05-calico.conflist exists and hostguard install did not write it")
+        .assert_stderr("nothing written");
+    assert_eq!(fs::read(node.path("05-calico.conflist")).unwrap(), calico);
+
+    // A hostguard entry alone does not make it ours: an operator's hand-made chain.
+    let hand_made = conflist(&["calico", "hostguard"]);
+    node.put("05-calico.conflist", &hand_made);
+    node.install(&["--output", "05-calico.conflist", "--timeout", "1"])
+        .assert_code(1)
+        .assert_stderr("did not write it");
+    node.uninstall(&["--output", "05-calico.conflist"])
+        .assert_code(1)
+        .assert_stderr("hostguard install did not write it")
+        .assert_stderr("nothing removed");
+    assert_eq!(
+        fs::read(node.path("05-calico.conflist")).unwrap(),
+        hand_made
+    );
+}
+
+#[test]
+fn uninstall_removes_only_the_file_install_wrote_under_that_name() {
+    let node = Node::new();
+    node.put("10-aws.conflist", &conflist(&["aws-cni"]));
+    node.install(&["--timeout", "5"]).assert_ok();
+    let ours = node.output_json();
+    assert_eq!(
+        ours["hostguardInstall"],
+        json!({"output": OUTPUT, "upstream": "10-aws.conflist"})
+    );
+    // Another installer's copy of our output, under its own name, is not ours to remove.
+    let mut copy = ours.clone();
+    copy["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "antrea"}));
+    let copy = serde_json::to_vec(&copy).unwrap();
+    node.put("05-antrea.conflist", &copy);
+    node.uninstall(&["--output", "05-antrea.conflist"])
+        .assert_code(1);
+    assert_eq!(fs::read(node.path("05-antrea.conflist")).unwrap(), copy);
+    node.uninstall(&[]).assert_ok().assert_stdout("removed ");
+    assert!(!node.output().exists());
+}
+
+#[test]
+fn own_file_refuses_to_chain_a_copy_of_itself_or_a_multus_config() {
+    // Antrea's chaining copied our output (the first file) and added itself: chaining that copy
+    // would put our output inside itself and never see the primary's changes again.
+    let node = Node::new();
+    node.put("10-aws.conflist", &conflist(&["aws-cni"]));
+    node.install(&["--timeout", "5"]).assert_ok();
+    let before = fs::read(node.output()).unwrap();
+    let mut copy = node.output_json();
+    copy["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "antrea"}));
+    node.put("05-antrea.conflist", &serde_json::to_vec(&copy).unwrap());
+    node.install(&["--timeout", "1"])
+        .assert_code(1)
+        .assert_stderr("05-antrea.conflist is another installer's copy of hostguard's")
+        .assert_stderr("--in-place");
+    assert_eq!(fs::read(node.output()).unwrap(), before);
+
+    // Multus started after us took our output as its master; its file sorts after ours.
+    let node = Node::new();
+    node.put("10-calico.conflist", &conflist(&["calico"]));
+    node.install(&["--timeout", "5"]).assert_ok();
+    let before = fs::read(node.output()).unwrap();
+    let multus = json!({"cniVersion": "1.0.0", "name": "multus-cni-network",
+        "plugins": [{"type": "multus", "delegates": [node.output_json()]}]});
+    node.put("00-multus.conflist", &serde_json::to_vec(&multus).unwrap());
+    node.install(&["--timeout", "1"])
+        .assert_code(1)
+        .assert_stderr("00-multus.conflist is a multus config")
+        .assert_stderr("--in-place");
+    assert_eq!(fs::read(node.output()).unwrap(), before);
+
+    // Multus started first: our file would shadow it and run hostguard beside it.
+    let node = Node::new();
+    node.put(
+        "00-multus.conf",
+        br#"{"cniVersion":"0.3.1","name":"multus-cni-network","type":"multus","delegates":[]}"#,
+    );
+    node.put("10-calico.conflist", &conflist(&["calico"]));
+    node.install(&["--timeout", "1"])
+        .assert_code(1)
+        .assert_stderr("00-multus.conf is a multus config")
+        .assert_stderr("--in-place");
+    assert!(!node.output().exists());
+    // An output sorting after it: a name that sorts before would bypass Multus, so none is offered.
+    let run = node.install(&["--output", "01-hostguard.conflist", "--timeout", "1"]);
+    run.assert_code(1)
+        .assert_stderr("would bypass multus")
+        .assert_stderr("--in-place");
+    assert!(!run.stderr.contains("use --output"), "{}", run.stderr);
+}
+
+#[test]
+fn in_place_inserts_once_keeps_foreign_entries_and_rests() {
+    let node = Node::new();
+    let mut list = json!({"cniVersion": "1.0.0", "name": "k8s", "disableCheck": true,
+        "plugins": [{"type": "aws-cni", "mtu": 9001}, {"type": "istio-cni", "kubernetes": {"k": 1}}]});
+    node.put("10-aws.conflist", &serde_json::to_vec(&list).unwrap());
+    node.install(&["--in-place", "--timeout", "5"])
+        .assert_ok()
+        .assert_stdout("inserted the hostguard entry into");
+    assert!(!node.output().exists(), "{:?}", node.listing());
+    list["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "hostguard"}));
+    let edited: Value =
+        serde_json::from_slice(&fs::read(node.path("10-aws.conflist")).unwrap()).unwrap();
+    assert_eq!(edited, list);
+
+    // At rest: a second run, and one after another tool appended its entry behind ours, write nothing.
+    let at_rest = identity(&node.path("10-aws.conflist"));
+    node.install(&["--in-place", "--timeout", "5"])
+        .assert_ok()
+        .assert_stdout("already holds the hostguard entry");
+    assert_eq!(identity(&node.path("10-aws.conflist")), at_rest);
+    list["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "linkerd-cni"}));
+    node.put("10-aws.conflist", &serde_json::to_vec(&list).unwrap());
+    let at_rest = identity(&node.path("10-aws.conflist"));
+    node.install(&["--in-place", "--timeout", "5"]).assert_ok();
+    assert_eq!(identity(&node.path("10-aws.conflist")), at_rest);
+
+    node.uninstall(&["--in-place"])
+        .assert_ok()
+        .assert_stdout("removed the hostguard entry from");
+    assert_eq!(
+        types_of(&node, "10-aws.conflist"),
+        ["aws-cni", "istio-cni", "linkerd-cni"]
+    );
+    node.uninstall(&["--in-place"])
+        .assert_ok()
+        .assert_stdout("nothing to do");
+}
+
+#[test]
+fn in_place_goes_into_multus_master_never_into_multus() {
+    let node = Node::new();
+    let multus = br#"{"cniVersion":"0.3.1","name":"multus-cni-network","type":"multus","delegates":[{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"calico"}]}]}"#;
+    node.put("00-multus.conf", multus);
+    node.put("10-calico.conflist", &conflist(&["calico"]));
+    node.install(&["--in-place", "--timeout", "5"])
+        .assert_ok()
+        .assert_stderr("00-multus.conf is a multus config: hostguard goes into its master");
+    assert_eq!(fs::read(node.path("00-multus.conf")).unwrap(), multus);
+    assert_eq!(
+        types_of(&node, "10-calico.conflist"),
+        ["calico", "hostguard"]
+    );
+    node.uninstall(&["--in-place"]).assert_ok();
+    assert_eq!(types_of(&node, "10-calico.conflist"), ["calico"]);
+    assert_eq!(fs::read(node.path("00-multus.conf")).unwrap(), multus);
+}
+
+#[test]
+fn in_place_watch_follows_a_primary_rewrite_and_leaves_a_co_tenant_alone() {
+    let node = Node::new();
+    node.put("10-aws.conflist", &conflist(&["aws-cni"]));
+    let running = node.spawn_install(&["--in-place", "--watch", "--timeout", "20"]);
+    let has = |types: &[&str]| {
+        wait_until(LIMIT, || {
+            fs::read(node.path("10-aws.conflist"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                .is_some_and(|list| plugin_types(&list) == types)
+        })
+    };
+    assert!(has(&["aws-cni", "hostguard"]), "{}", running.stderr());
+    // The primary rewrites its file at node restart (by rename): hostguard goes back in.
+    node.rename_in("10-aws.conflist", &conflist(&["aws-cni", "egress"]));
+    assert!(
+        has(&["aws-cni", "egress", "hostguard"]),
+        "{}",
+        running.stderr()
+    );
+    // A co-tenant appends its own entry: hostguard leaves the file alone.
+    let mut list: Value =
+        serde_json::from_slice(&fs::read(node.path("10-aws.conflist")).unwrap()).unwrap();
+    list["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "istio-cni"}));
+    node.rename_in("10-aws.conflist", &serde_json::to_vec(&list).unwrap());
+    let theirs = identity(&node.path("10-aws.conflist"));
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(identity(&node.path("10-aws.conflist")), theirs);
+    assert_eq!(running.stdout().matches("inserted ").count(), 2);
+}
+
+#[test]
+fn a_failing_sync_waits_out_its_delay_whatever_events_arrive() {
+    let node = Node::new();
+    node.put("10-calico.conflist", &conflist(&["calico"]));
+    // --bin-dir names a file: every sync fails before anything is written.
+    fs::write(&node.bin, b"not a directory").unwrap();
+    let bin = node.bin.to_string_lossy().into_owned();
+    let running = node.spawn_install(&["--watch", "--timeout", "20", "--bin-dir", &bin]);
+    running.await_stderr("trying again in", LIMIT);
+    // Another writer busy in the directory: 100 events over about a second.
+    for n in 0..100 {
+        fs::write(node.path("noise"), format!("{n}")).unwrap();
+        thread::sleep(Duration::from_millis(10));
+    }
+    let attempts = running.stderr().matches("trying again in").count();
+    // The delays double from 1 s: about two attempts in that second, not one per event.
+    assert!(attempts <= 3, "{attempts} attempts:\n{}", running.stderr());
+    assert!(!node.output().exists());
+}
