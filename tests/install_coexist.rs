@@ -250,3 +250,39 @@ fn a_failing_sync_waits_out_its_delay_whatever_events_arrive() {
     assert!(attempts <= 3, "{attempts} attempts:\n{}", running.stderr());
     assert!(!node.output().exists());
 }
+
+/// CPU time (user + system, in clock ticks) the process has used so far.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn at_rest_the_watcher_sleeps_in_both_modes() {
+    for in_place in [false, true] {
+        let node = Node::new();
+        node.put("10-calico.conflist", &conflist(&["calico"]));
+        let mut args = vec!["--watch", "--timeout", "20"];
+        if in_place {
+            args.push("--in-place");
+        }
+        let running = node.spawn_install(&args);
+        running.await_stderr("watching ", LIMIT);
+        thread::sleep(Duration::from_millis(200));
+        let before = cpu_ticks(running.pid());
+        thread::sleep(Duration::from_secs(1));
+        let used = cpu_ticks(running.pid()) - before;
+        // Woken by its own lock file, it looked again and again: a third of a core at rest.
+        assert!(
+            used <= 5,
+            "in_place={in_place}: {used} ticks of CPU in a second at rest:\n{}",
+            running.stderr()
+        );
+        let writes = running.stdout().matches("wrote ").count()
+            + running.stdout().matches("inserted ").count();
+        assert_eq!(writes, 1, "in_place={in_place}: {}", running.stdout());
+    }
+}

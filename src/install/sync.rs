@@ -301,7 +301,7 @@ impl Installer {
                 Ok(name) => name,
                 Err(look) => {
                     self.candidate = None;
-                    return Ok(look);
+                    return Ok(*look);
                 }
             }
         } else {
@@ -421,15 +421,15 @@ impl Installer {
 
     /// The file to edit in place: the pinned one, else the first config file a runtime would load,
     /// passing over meta-plugin configs (Multus) to their master. `Err` is what to report instead.
-    fn in_place_target(&mut self, names: &[OsString]) -> Result<OsString, Look> {
+    fn in_place_target(&mut self, names: &[OsString]) -> Result<OsString, Box<Look>> {
         let dir = self.plan.conf_dir.clone();
         if let Some(primary) = &self.plan.primary {
             let path = dir.join(primary);
             if let Some(meta) = meta_of(&path) {
-                return Err(Look::Refused(format!(
+                return Err(Box::new(Look::Refused(format!(
                     "--primary {primary} is a {meta} config, which delegates to a master config: name \
                      the master instead"
-                )));
+                ))));
             }
             return Ok(OsString::from(primary));
         }
@@ -447,13 +447,13 @@ impl Installer {
             };
             passed.get_or_insert((name.clone(), meta));
         }
-        Err(Look::Waiting(match passed {
+        Err(Box::new(Look::Waiting(match passed {
             Some((meta_file, meta)) => format!(
                 "{} is a {meta} config and there is no master config after it yet",
                 meta_file.to_string_lossy()
             ),
             None => "no *.conf, *.conflist or *.json file yet".into(),
-        }))
+        })))
     }
 
     /// `None` when this version of the upstream can be trusted, else when to look again.
