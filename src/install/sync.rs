@@ -150,7 +150,7 @@ impl Installer {
                         format!(
                             "upstream config in {} is not usable: {reason}; {} stays as it is",
                             self.plan.conf_dir.display(),
-                            self.output_path().display()
+                            self.what_stays()
                         )
                     } else {
                         format!(
@@ -221,9 +221,14 @@ impl Installer {
                 Wake::Deadline => {}
                 Wake::Changed(changes) => self.notice(&changes, Instant::now()),
                 Wake::Signal(signal) if self.plan.watch && synced_once => {
+                    let undo = if self.plan.in_place {
+                        "hostguard uninstall --in-place"
+                    } else {
+                        "hostguard uninstall"
+                    };
                     note(format_args!(
-                        "stopping on {signal}; {} stays in place (remove it with hostguard uninstall)",
-                        self.output_path().display()
+                        "stopping on {signal}; {} stays in place (remove it with {undo})",
+                        self.what_stays()
                     ));
                     return Ok(0);
                 }
@@ -245,6 +250,15 @@ impl Installer {
             self.plan.conf_dir.display()
         ));
         1
+    }
+
+    /// What install leaves on the node when it stops watching, for messages.
+    fn what_stays(&self) -> String {
+        if self.plan.in_place {
+            "the hostguard entry".into()
+        } else {
+            self.output_path().display().to_string()
+        }
     }
 
     fn output_path(&self) -> PathBuf {
