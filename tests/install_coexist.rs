@@ -286,3 +286,63 @@ fn at_rest_the_watcher_sleeps_in_both_modes() {
         assert_eq!(writes, 1, "in_place={in_place}: {}", running.stdout());
     }
 }
+
+/// Istio's installer against a file of our own: it appends istio-cni to the first config file,
+/// ours, whenever its entry is missing, and we restore ours. hostguard backs off, names the way
+/// out, and keeps following the primary while it backs off: a stale chain is what the back-off
+/// must not cost.
+#[test]
+fn own_file_against_istio_backs_off_but_follows_the_primary() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let node = Node::new();
+    node.put("10-aws.conflist", &conflist(&["aws-cni"]));
+    let running = node.spawn_install(&["--watch", "--timeout", "20"]);
+    running.await_stderr("watching ", LIMIT);
+    let stop = Arc::new(AtomicBool::new(false));
+    let istio = {
+        let (stop, output) = (stop.clone(), node.output());
+        thread::spawn(move || {
+            // Bounded: at most 2000 looks, 5 ms apart.
+            for _ in 0..2000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Some(mut list) = fs::read(&output)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                {
+                    if !plugin_types(&list).contains(&"istio-cni".to_string()) {
+                        list["plugins"]
+                            .as_array_mut()
+                            .unwrap()
+                            .push(json!({"type": "istio-cni"}));
+                        let staging = output.with_extension("istio");
+                        fs::write(&staging, serde_json::to_vec(&list).unwrap()).unwrap();
+                        fs::rename(&staging, &output).unwrap();
+                    }
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    running.await_stderr("backing off 4s", LIMIT);
+    node.rename_in("10-aws.conflist", &conflist(&["aws-cni", "egress"]));
+    // Within half the back-off in force: the primary is followed, not held back with the repairs.
+    let followed = wait_until(Duration::from_secs(2), || {
+        fs::read(node.output())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .is_some_and(|list| plugin_types(&list)[..2] == ["aws-cni", "egress"])
+    });
+    stop.store(true, Ordering::Relaxed);
+    istio.join().unwrap();
+    assert!(
+        followed,
+        "the primary's rewrite was held back:\n{}",
+        running.stderr()
+    );
+    running.await_stderr("another chain editor added [istio-cni]", LIMIT);
+    running.await_stderr("--in-place", LIMIT);
+}

@@ -742,6 +742,23 @@ impl Installer {
         }
     }
 
+    /// Plugin types in `object`, besides hostguard, that our last version of the output lacked.
+    fn added_types(&self, object: &Map<String, Value>) -> Vec<String> {
+        let ours = self
+            .last_written
+            .as_deref()
+            .and_then(|bytes| validate::parse_object(bytes).ok())
+            .map(|written| validate::plugin_types(&written))
+            .unwrap_or_default();
+        if ours.is_empty() || validate::hostguard_count(object) == 0 {
+            return Vec::new();
+        }
+        validate::plugin_types(object)
+            .into_iter()
+            .filter(|kind| kind != validate::HOSTGUARD_TYPE && !ours.contains(kind))
+            .collect()
+    }
+
     fn fight_hint(&self, current: &Existing) -> String {
         let path = self.output_path();
         match current {
@@ -761,6 +778,13 @@ impl Installer {
                 }
             }
             Existing::File(found) => match validate::parse_object(found) {
+                Ok(object) if !self.added_types(&object).is_empty() => format!(
+                    "it now holds [{}]: another chain editor added [{}] to hostguard's file (Istio CNI \
+                     inserts its plugin into the first config file); run hostguard install with \
+                     --in-place, which keeps other tools' entries, instead of a file of its own",
+                    validate::plugin_types(&object).join(", "),
+                    self.added_types(&object).join(", ")
+                ),
                 Ok(object) if validate::hostguard_count(&object) > 0 => format!(
                     "it now holds [{}]: another hostguard installer with a different configuration writes \
                      the same file; run one installer per node",
