@@ -5,7 +5,8 @@
 # --watch`. For each pairing, in both start orders:
 #   1. steady state within 5 s: the chain the runtime loads (for Multus: its master, the delegate
 #      of the file the runtime loads) runs the primary's plugins first, then the co-tenant and
-#      hostguard, each exactly once; then no file is written for 10 s (the first order) or 2 s;
+#      hostguard, each exactly once; then no file is written for 10 s (the first steady state of
+#      each pairing; 1 or 2 s after the later steps, to keep the run near two minutes);
 #   2. containerd (ctr run --cni) starts a container on it: every expected plugin gets ADD once
 #      (each plugin binary is a recorder in front of the real one; the co-tenants' plugins pass
 #      prevResult through, the Multus stand-in runs its delegate's chain);
@@ -222,7 +223,7 @@ pairing() {
 			cotenant_start "$name"
 			sleep 0.3
 			hostguard_start
-			quiet=2
+			quiet=1
 		fi
 		steady "$name, $order" "$quiet" hostguard "$@"
 		container "$name, $order" hostguard "$@"
@@ -230,10 +231,10 @@ pairing() {
 		cotenant_stop
 		[[ $name == antrea ]] || steady "$name, $order, $name stopped" 0 hostguard
 		cotenant_start "$name"
-		steady "$name, $order, $name restarted" 2 hostguard "$@"
+		steady "$name, $order, $name restarted" 1 hostguard "$@"
 		hostguard_stop
 		hostguard_start
-		steady "$name, $order, hostguard restarted" 2 hostguard "$@"
+		steady "$name, $order, hostguard restarted" 1 hostguard "$@"
 
 		# Antrea re-reads its primary only when it is written in place (it misses a rename).
 		if [[ $name == antrea ]]; then rewrite_primary_in_place; else fresh_primary; fi

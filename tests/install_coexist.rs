@@ -346,3 +346,18 @@ fn own_file_against_istio_backs_off_but_follows_the_primary() {
     running.await_stderr("another chain editor added [istio-cni]", LIMIT);
     running.await_stderr("--in-place", LIMIT);
 }
+
+#[test]
+fn in_place_refuses_while_a_file_of_our_own_is_loaded() {
+    let node = Node::new();
+    node.put("10-aws.conflist", &conflist(&["aws-cni"]));
+    node.install(&["--timeout", "5"]).assert_ok();
+    let upstream = fs::read(node.path("10-aws.conflist")).unwrap();
+    node.install(&["--in-place", "--timeout", "1"])
+        .assert_code(1)
+        .assert_stderr("is hostguard's own conflist from an install without --in-place");
+    assert_eq!(fs::read(node.path("10-aws.conflist")).unwrap(), upstream);
+    node.uninstall(&[]).assert_ok();
+    node.install(&["--in-place", "--timeout", "1"]).assert_ok();
+    assert_eq!(types_of(&node, "10-aws.conflist"), ["aws-cni", "hostguard"]);
+}
