@@ -361,3 +361,56 @@ fn in_place_refuses_while_a_file_of_our_own_is_loaded() {
     node.install(&["--in-place", "--timeout", "1"]).assert_ok();
     assert_eq!(types_of(&node, "10-aws.conflist"), ["aws-cni", "hostguard"]);
 }
+
+/// A writer that keeps rewriting the loaded list without other tools' entries: hostguard's
+/// insertions are counted and backed off from, never a loop.
+#[test]
+fn in_place_backs_off_from_a_writer_that_keeps_dropping_its_entry() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let node = Node::new();
+    node.put("10-aws.conflist", &conflist(&["aws-cni"]));
+    let running = node.spawn_install(&["--in-place", "--watch", "--timeout", "20"]);
+    running.await_stderr("watching ", LIMIT);
+    let stop = Arc::new(AtomicBool::new(false));
+    let rewrites = Arc::new(AtomicUsize::new(0));
+    let stripper = {
+        let (stop, rewrites) = (stop.clone(), rewrites.clone());
+        let path = node.path("10-aws.conflist");
+        let theirs = conflist(&["aws-cni"]);
+        thread::spawn(move || {
+            // Bounded: at most 300 looks, 10 ms apart.
+            for _ in 0..300 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if fs::read(&path).is_ok_and(|bytes| bytes != theirs) {
+                    let staging = path.with_extension("stripper");
+                    fs::write(&staging, &theirs).unwrap();
+                    fs::rename(&staging, &path).unwrap();
+                    rewrites.fetch_add(1, Ordering::Relaxed);
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    running.await_stderr("backing off", LIMIT);
+    thread::sleep(Duration::from_millis(2500));
+    stop.store(true, Ordering::Relaxed);
+    stripper.join().unwrap();
+    let stderr = running.stderr();
+    assert!(
+        stderr.contains("the hostguard entry was removed from 10-aws.conflist"),
+        "{stderr}"
+    );
+    // The first insertion, at most THRESHOLD before backing off, and one per back-off step.
+    let inserts = running.stdout().matches("inserted ").count();
+    assert!(inserts <= 9, "{inserts} insertions:\n{}", running.stdout());
+    assert!(inserts <= rewrites.load(Ordering::Relaxed) + 1);
+    // Once the other writer stops, the entry goes back in after the back-off.
+    let back = wait_until(LIMIT, || {
+        types_of(&node, "10-aws.conflist") == ["aws-cni", "hostguard"]
+    });
+    assert!(back, "{}", running.stderr());
+}
