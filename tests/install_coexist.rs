@@ -76,6 +76,19 @@ fn uninstall_removes_only_the_file_install_wrote_under_that_name() {
     assert_eq!(fs::read(node.path("05-antrea.conflist")).unwrap(), copy);
     node.uninstall(&[]).assert_ok().assert_stdout("removed ");
     assert!(!node.output().exists());
+
+    // Istio's installer added itself to our file: uninstall says what goes with it.
+    fs::remove_file(node.path("05-antrea.conflist")).unwrap();
+    node.install(&["--timeout", "5"]).assert_ok();
+    let mut edited = node.output_json();
+    edited["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "istio-cni"}));
+    node.put(OUTPUT, &serde_json::to_vec(&edited).unwrap());
+    node.uninstall(&[])
+        .assert_ok()
+        .assert_stderr("also holds [istio-cni], which another tool added to it");
 }
 
 #[test]

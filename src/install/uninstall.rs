@@ -37,6 +37,9 @@ pub fn run(options: &UninstallOptions) -> Result<i32> {
         done.extend(remove_entries(dir)?);
     }
     let still_named_by = other_configs_naming_hostguard(dir, &options.output)?;
+    if let Some(note) = foreign_entries_note(dir, &output) {
+        say(format_args!("{note}"));
+    }
     match write::remove_output(&output) {
         Ok(true) => done.push(format!("removed {}", output.display())),
         Ok(false) => {}
@@ -122,6 +125,45 @@ fn remove_entries(dir: &std::path::Path) -> Result<Vec<String>> {
         ));
     }
     Ok(done)
+}
+
+/// A warning when our output holds entries that neither its upstream nor we put there: another
+/// chain editor (Istio's installer) added itself to our file, and goes with it until it inserts
+/// itself again into the file the runtime loads next.
+fn foreign_entries_note(dir: &std::path::Path, output: &std::path::Path) -> Option<String> {
+    let found = snapshot::read(output, Links::Refuse).ok()??;
+    let object = validate::parse_object(&found.bytes).ok()?;
+    let upstream_name = object
+        .get(super::marker::MARKER_KEY)?
+        .get("upstream")?
+        .as_str()?
+        .to_string();
+    let upstream = snapshot::read(&dir.join(&upstream_name), Links::Follow).ok()??;
+    let upstream_types = validate::parse_object(&upstream.bytes)
+        .map(|object| {
+            // A single-plugin .conf names its one type at the top.
+            let single = object
+                .get("type")
+                .and_then(|t| t.as_str())
+                .map(String::from);
+            let mut types = validate::plugin_types(&object);
+            types.extend(single);
+            types
+        })
+        .unwrap_or_default();
+    let added: Vec<String> = validate::plugin_types(&object)
+        .into_iter()
+        .filter(|kind| kind != validate::HOSTGUARD_TYPE && !upstream_types.contains(kind))
+        .collect();
+    (!added.is_empty()).then(|| {
+        format!(
+            "warning: {} also holds [{}], which another tool added to it (Istio's installer inserts \
+             into the first config file); it goes with the file until that tool inserts itself into \
+             {upstream_name} (on a node with such a tool, install with --in-place)",
+            output.display(),
+            added.join(", ")
+        )
+    })
 }
 
 /// The first config other than our output that still has a hostguard plugin (an older installer
