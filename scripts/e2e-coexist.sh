@@ -131,7 +131,7 @@ dir_state() { stat -c '%n %i %.9Y %s' "$NETD"/* 2>/dev/null; }
 # steady LABEL QUIET_S EXPECTED...: within 5 s the loaded chain is right and stays so (no file
 # changes) for 0.5 s; then no file is written for QUIET_S seconds (0: not checked).
 steady() {
-	local label=$1 quiet=$2 t0 i chain state prev_state= settled=0 since=
+	local label=$1 quiet=$2 t0 i chain state prev_state='' settled=0 since=''
 	shift 2
 	t0=$(hg_now_ms)
 	for ((i = 0; i < 250; i++)); do

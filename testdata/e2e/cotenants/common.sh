@@ -42,5 +42,7 @@ write_in_place() {
 	printf '%s\n' "$2" >"$1"
 }
 
+# read by the installer that sources this file
+# shellcheck disable=SC2034
 stop=0
 trap 'stop=1' TERM INT
