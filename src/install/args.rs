@@ -15,7 +15,8 @@ usage: hostguard install --conf-dir DIR [--output NAME] [--primary NAME] [--plug
 
 Waits for the CNI config a container runtime would load from DIR (the byte-wise first *.conf,
 *.conflist or *.json file; an invalid first file is waited for, never skipped), then writes
-DIR/NAME: that config's keys and plugins with exactly one {\"type\":\"hostguard\"} entry appended.
+DIR/NAME: that config's keys and plugins with exactly one {\"type\":\"hostguard\"} entry appended,
+marked as install's own. An existing DIR/NAME that install did not write is never replaced.
 
   --conf-dir DIR        the runtime's CNI config directory (created if missing), e.g. /etc/cni/net.d
   --output NAME         file to write in DIR; must end in .conflist and sort before every other
@@ -38,7 +39,7 @@ Exit status: 0 written or already up to date, 1 failed or timed out (nothing wri
 pub const UNINSTALL_USAGE: &str = "\
 usage: hostguard uninstall --conf-dir DIR [--output NAME] [--bin-dir DIR] [--in-place]
 
-Removes DIR/NAME if it is hostguard's (it holds a plugin of type hostguard), and DIR/hostguard of
+Removes DIR/NAME if install wrote it (its \"hostguardInstall\" key names it), and DIR/hostguard of
 --bin-dir. Upstream config files are never touched. Running it again finds nothing to do.
 Pods created while hostguard was chained need its binary for their DEL: omit --bin-dir to keep it
 until they are gone.
