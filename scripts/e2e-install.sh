@@ -6,7 +6,7 @@
 #   1. The primary's 10-bridge.conflist (bridge + host-local + portmap) is in
 #      net.d. `hostguard install --conf-dir --bin-dir --plugin-config
 #      --state-dir` writes 00-hostguard.conflist: the upstream's keys and
-#      plugins plus one hostguard entry; copies the binary; records the
+#      plugins plus one hostguard entry (and install's marker); copies the binary; records the
 #      baseline before any pod; leaves the upstream as it was. Run again, it
 #      changes nothing.
 #   2. containerd (ctr run --cni) and podman (CNI backend) start a container
@@ -86,7 +86,9 @@ if ((RC == 0)) && [[ -s $CHAINED ]]; then
 else
 	hg_fail "install writes $(basename "$CHAINED")" "exit status $RC" "$(hg_indent "$ERR")" "$(hg_indent "$OUT")"
 fi
-want=$(jq -S --argjson entry "$ENTRY" '.plugins += [$entry]' "$UPSTREAM")
+# (and the top-level key by which install knows its own file; runtimes ignore it)
+want=$(jq -S --argjson entry "$ENTRY" --arg up "$(basename "$UPSTREAM")" --arg out "$(basename "$CHAINED")" \
+	'.plugins += [$entry] | .hostguardInstall = {output: $out, upstream: $up}' "$UPSTREAM")
 if diff -u --label "upstream + hostguard entry" --label "$(basename "$CHAINED")" \
 	<(echo "$want") <(jq -S . "$CHAINED" 2>&1) >"$T/chained.diff"; then
 	hg_ok "the chained file is the upstream plus one hostguard entry, last"

@@ -91,7 +91,8 @@ hg_reap_stale
 if [[ ${HG_LINT:-1} != 0 ]]; then
 	stage fmt cargo fmt --all -- --check --color never
 	if command -v shellcheck >/dev/null 2>&1; then
-		stage shellcheck shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run testdata/e2e/standin-plugin
+		stage shellcheck shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run testdata/e2e/standin-plugin \
+			testdata/e2e/cotenants/*
 	fi
 fi
 

@@ -471,6 +471,8 @@ fn the_init_container_as_configured_chains_the_upstream() {
         .as_array_mut()
         .unwrap()
         .push(Value::Object(entry));
+    want["hostguardInstall"] =
+        serde_json::json!({"output": "00-hostguard.conflist", "upstream": "10-bridge.conflist"});
     assert_eq!(chained, want);
     assert_eq!(
         std::fs::read_to_string(upstream_dir.join("10-bridge.conflist")).unwrap(),

@@ -131,6 +131,8 @@ fn chains_a_conflist_keeping_keys_and_order() {
         .as_array_mut()
         .unwrap()
         .push(json!({"type": "hostguard"}));
+    // The marker names the file and its source; runtimes ignore top-level keys they do not know.
+    expected["hostguardInstall"] = json!({"output": OUTPUT, "upstream": "10-calico.conflist"});
     assert_eq!(written, expected);
     assert_eq!(fs::read(node.path("10-calico.conflist")).unwrap(), upstream);
     assert_eq!(

@@ -20,6 +20,7 @@ mod hostile_files;
 mod hostile_input;
 mod hostile_nm;
 mod install;
+mod install_coexist;
 mod install_crash;
 mod install_script;
 mod install_wait;

@@ -11,11 +11,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub const INSTALL_USAGE: &str = "\
 usage: hostguard install --conf-dir DIR [--output NAME] [--primary NAME] [--plugin-config FILE]
-                         [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--watch]
+                         [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--watch] [--in-place]
 
 Waits for the CNI config a container runtime would load from DIR (the byte-wise first *.conf,
 *.conflist or *.json file; an invalid first file is waited for, never skipped), then writes
-DIR/NAME: that config's keys and plugins with exactly one {\"type\":\"hostguard\"} entry appended.
+DIR/NAME: that config's keys and plugins with exactly one {\"type\":\"hostguard\"} entry appended,
+marked as install's own. An existing DIR/NAME that install did not write is never replaced.
 
   --conf-dir DIR        the runtime's CNI config directory (created if missing), e.g. /etc/cni/net.d
   --output NAME         file to write in DIR; must end in .conflist and sort before every other
@@ -28,14 +29,17 @@ DIR/NAME: that config's keys and plugins with exactly one {\"type\":\"hostguard\
                         --plugin-config sets one (the host's path, when DIR is a container mount)
   --watch               stay running and keep DIR/NAME in sync with the upstream config; exits 0
                         on SIGTERM or SIGINT and leaves the file in place
+  --in-place            write no file of its own: insert the hostguard entry into the plugin list
+                        a runtime loads (past a Multus config, into its master), keeping every other
+                        entry; for nodes where Istio CNI, Multus or Antrea also edit DIR
 
 Exit status: 0 written or already up to date, 1 failed or timed out (nothing written), 2 usage.
 ";
 
 pub const UNINSTALL_USAGE: &str = "\
-usage: hostguard uninstall --conf-dir DIR [--output NAME] [--bin-dir DIR]
+usage: hostguard uninstall --conf-dir DIR [--output NAME] [--bin-dir DIR] [--in-place]
 
-Removes DIR/NAME if it is hostguard's (it holds a plugin of type hostguard), and DIR/hostguard of
+Removes DIR/NAME if install wrote it (its \"hostguardInstall\" key names it), and DIR/hostguard of
 --bin-dir. Upstream config files are never touched. Running it again finds nothing to do.
 Pods created while hostguard was chained need its binary for their DEL: omit --bin-dir to keep it
 until they are gone.
@@ -43,6 +47,9 @@ until they are gone.
   --conf-dir DIR   the runtime's CNI config directory
   --output NAME    the file install wrote (default 00-hostguard.conflist)
   --bin-dir DIR    also remove DIR/hostguard
+  --in-place       undo install --in-place: remove the hostguard entry from every plugin list in
+                   DIR (Multus' own file excepted: Multus rebuilds it from its master), keeping
+                   every other entry; no file is removed
 
 Exit status: 0 removed or nothing to do, 1 refused or failed (nothing removed), 2 usage.
 ";
@@ -58,6 +65,7 @@ pub struct InstallOptions {
     pub bin_dir: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub watch: bool,
+    pub in_place: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +73,7 @@ pub struct UninstallOptions {
     pub conf_dir: PathBuf,
     pub output: String,
     pub bin_dir: Option<PathBuf>,
+    pub in_place: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,12 +112,14 @@ const INSTALL_FLAGS: &[Flag] = &[
     Flag::with_value("--bin-dir"),
     Flag::with_value("--state-dir"),
     Flag::switch("--watch"),
+    Flag::switch("--in-place"),
 ];
 
 const UNINSTALL_FLAGS: &[Flag] = &[
     Flag::with_value("--conf-dir"),
     Flag::with_value("--output"),
     Flag::with_value("--bin-dir"),
+    Flag::switch("--in-place"),
 ];
 
 /// Values by flag name, in the order given; a flag without a value maps to an empty string.
@@ -161,6 +172,7 @@ pub fn parse_install(args: &[String]) -> Result<Parsed<InstallOptions>, String> 
         bin_dir: given.get("--bin-dir").map(PathBuf::from),
         state_dir: given.get("--state-dir").map(PathBuf::from),
         watch: given.has("--watch"),
+        in_place: in_place(&given)?,
     }))
 }
 
@@ -172,7 +184,17 @@ pub fn parse_uninstall(args: &[String]) -> Result<Parsed<UninstallOptions>, Stri
         conf_dir: required_dir(&given)?,
         output: output_name(&given)?,
         bin_dir: given.get("--bin-dir").map(PathBuf::from),
+        in_place: in_place(&given)?,
     }))
+}
+
+/// `--in-place` writes no file of its own, so naming one is a mistake worth stopping at.
+fn in_place(given: &Given) -> Result<bool, String> {
+    let in_place = given.has("--in-place");
+    if in_place && given.has("--output") {
+        return Err("--in-place writes no file of its own, so --output does not apply".into());
+    }
+    Ok(in_place)
 }
 
 /// `None` when help was asked for.
@@ -287,6 +309,21 @@ mod tests {
         assert_eq!(options.timeout, Duration::from_millis(1500));
         assert!(options.watch);
         assert_eq!(options.primary, None);
+        assert!(!options.in_place);
+        assert!(
+            install(&["--conf-dir", "/d", "--in-place"])
+                .unwrap()
+                .in_place
+        );
+        assert!(install(&[
+            "--conf-dir",
+            "/d",
+            "--in-place",
+            "--output",
+            "01-a.conflist"
+        ])
+        .unwrap_err()
+        .contains("--output does not apply"));
     }
 
     #[test]

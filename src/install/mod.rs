@@ -2,7 +2,9 @@
 //!
 //! install waits (inotify, bounded) for the CNI config a runtime would load from the config
 //! directory, checks it, and writes our own conflist that sorts before it: the upstream's keys and
-//! plugins with exactly one hostguard entry appended. The upstream file is only ever read.
+//! plugins with exactly one hostguard entry appended. The upstream file is only ever read, except
+//! in the co-tenancy mode (`--in-place`, see `inplace`), which edits only our entry in the list a
+//! runtime loads, for nodes where other chain editors make a file of our own unworkable.
 //!
 //! Decisions worth knowing:
 //! - The upstream is the byte-wise first `*.conf|*.conflist|*.json` that is not a directory, as
@@ -23,6 +25,8 @@ pub mod chain;
 pub mod discover;
 pub mod entry;
 pub mod fight;
+pub mod inplace;
+pub mod marker;
 pub mod snapshot;
 pub mod sync;
 pub mod uninstall;
@@ -122,6 +126,7 @@ fn install(options: InstallOptions) -> Result<i32> {
         bin_dir: options.bin_dir,
         timeout: options.timeout,
         watch: options.watch,
+        in_place: options.in_place,
     })
 }
 

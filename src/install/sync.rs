@@ -17,6 +17,8 @@ use super::binary::{self, Copied};
 use super::chain::{self, Chained};
 use super::discover;
 use super::fight::{self, Fight, Verdict};
+use super::inplace::{self, Check};
+use super::marker;
 use super::snapshot::{self, Links, Snapshot};
 use super::validate;
 use super::watch::{Changes, Last, Wake, Watcher};
@@ -38,6 +40,8 @@ pub struct Plan {
     pub bin_dir: Option<PathBuf>,
     pub timeout: Duration,
     pub watch: bool,
+    /// Co-tenancy mode: edit our entry into the loaded list instead of writing `output`.
+    pub in_place: bool,
 }
 
 /// A valid upstream version that has not yet stayed unchanged for `SETTLE`.
@@ -61,7 +65,14 @@ enum Look {
 struct Ready {
     name: OsString,
     snapshot: Snapshot,
-    chained: Chained,
+    action: Action,
+}
+
+enum Action {
+    /// Our own output, rendered whole.
+    Output(Chained),
+    /// In place: the upstream with our entry edited in, or `None` when it already has exactly it.
+    Insert(Option<Vec<u8>>),
 }
 
 enum Synced {
@@ -83,6 +94,9 @@ struct Installer {
     fight: Fight,
     hold_until: Option<Instant>,
     retry_delay: Duration,
+    /// After a failed sync, no new attempt before this, whatever events arrive in between: a
+    /// failure that other writers' events keep re-triggering would otherwise be a hot loop.
+    retry_at: Option<Instant>,
     binary_done: bool,
     /// The last state line printed, so a line appears when the state changes, not per event.
     said: Option<String>,
@@ -108,6 +122,7 @@ pub fn run(plan: Plan) -> Result<i32> {
         fight: Fight::default(),
         hold_until: None,
         retry_delay: Duration::ZERO,
+        retry_at: None,
         binary_done: false,
         said: None,
         warned: BTreeSet::new(),
@@ -135,7 +150,7 @@ impl Installer {
                         format!(
                             "upstream config in {} is not usable: {reason}; {} stays as it is",
                             self.plan.conf_dir.display(),
-                            self.output_path().display()
+                            self.what_stays()
                         )
                     } else {
                         format!(
@@ -165,6 +180,9 @@ impl Installer {
                     }
                     self.say(reason);
                 }
+                Look::Ready(_) if self.retry_at.is_some_and(|at| now < at) => {
+                    wake_at = self.retry_at;
+                }
                 Look::Ready(ready) => match self.sync(ready, now) {
                     Ok(Synced::Wrote) | Ok(Synced::UpToDate) if !self.plan.watch => return Ok(0),
                     Ok(Synced::Wrote) | Ok(Synced::UpToDate) => {
@@ -176,6 +194,7 @@ impl Installer {
                             ));
                         }
                         self.retry_delay = Duration::ZERO;
+                        self.retry_at = None;
                     }
                     Ok(Synced::Held(until)) => wake_at = Some(until),
                     Ok(Synced::Refused(reason)) => {
@@ -193,7 +212,8 @@ impl Installer {
                             "{err:#}; trying again in {:?}",
                             self.retry_delay
                         ));
-                        wake_at = Some(Instant::now() + self.retry_delay);
+                        self.retry_at = Some(Instant::now() + self.retry_delay);
+                        wake_at = self.retry_at;
                     }
                 },
             }
@@ -201,9 +221,14 @@ impl Installer {
                 Wake::Deadline => {}
                 Wake::Changed(changes) => self.notice(&changes, Instant::now()),
                 Wake::Signal(signal) if self.plan.watch && synced_once => {
+                    let undo = if self.plan.in_place {
+                        "hostguard uninstall --in-place"
+                    } else {
+                        "hostguard uninstall"
+                    };
                     note(format_args!(
-                        "stopping on {signal}; {} stays in place (remove it with hostguard uninstall)",
-                        self.output_path().display()
+                        "stopping on {signal}; {} stays in place (remove it with {undo})",
+                        self.what_stays()
                     ));
                     return Ok(0);
                 }
@@ -225,6 +250,15 @@ impl Installer {
             self.plan.conf_dir.display()
         ));
         1
+    }
+
+    /// What install leaves on the node when it stops watching, for messages.
+    fn what_stays(&self) -> String {
+        if self.plan.in_place {
+            "the hostguard entry".into()
+        } else {
+            self.output_path().display().to_string()
+        }
     }
 
     fn output_path(&self) -> PathBuf {
@@ -273,22 +307,35 @@ impl Installer {
         let dir = self.plan.conf_dir.clone();
         let names =
             discover::config_names(&dir).with_context(|| format!("list {}", dir.display()))?;
-        if let Some(first) = discover::first_before_output(&names, &self.plan.output) {
-            return Ok(Look::Refused(sort_order_refusal(
-                &dir,
-                first,
-                &self.plan.output,
-            )));
+        if let Some(refusal) = self.output_refusal() {
+            return Ok(Look::Refused(refusal));
         }
-        let Some(name) =
-            discover::upstream_name(&names, &self.plan.output, self.plan.primary.as_deref())
-        else {
-            self.candidate = None;
-            return Ok(Look::Waiting(
-                "no *.conf, *.conflist or *.json file yet".into(),
-            ));
+        let name = if self.plan.in_place {
+            match self.in_place_target(&names) {
+                Ok(name) => name,
+                Err(look) => {
+                    self.candidate = None;
+                    return Ok(*look);
+                }
+            }
+        } else {
+            if let Some(first) = discover::first_before_output(&names, &self.plan.output) {
+                return Ok(Look::Refused(sort_order_refusal(
+                    &dir,
+                    first,
+                    &self.plan.output,
+                )));
+            }
+            let Some(name) =
+                discover::upstream_name(&names, &self.plan.output, self.plan.primary.as_deref())
+            else {
+                self.candidate = None;
+                return Ok(Look::Waiting(
+                    "no *.conf, *.conflist or *.json file yet".into(),
+                ));
+            };
+            name.to_os_string()
         };
-        let name = name.to_os_string();
         let path = dir.join(&name);
         self.follow_link(&path);
         let shown = name.to_string_lossy().into_owned();
@@ -315,6 +362,12 @@ impl Installer {
             }
         };
         let form = discover::form_of(&name);
+        if self.plan.in_place {
+            if let Some(look) = in_place_unfit(&path, &shown, form) {
+                self.candidate = None;
+                return Ok(look);
+            }
+        }
         let upstream = match validate::upstream(&snapshot.bytes, form) {
             Ok(upstream) => upstream,
             Err(problem) => {
@@ -325,15 +378,96 @@ impl Installer {
                 )));
             }
         };
+        if !self.plan.in_place {
+            if let Some(refusal) = own_file_cycle(&shown, &upstream, &self.plan.output) {
+                self.candidate = None;
+                return Ok(Look::Refused(refusal));
+            }
+        }
         if let Some(settle_at) = self.settle(&name, &snapshot, now) {
             return Ok(Look::Settling(settle_at, name));
         }
-        let chained = chain::chain(&upstream, form, &self.plan.entry)?;
+        let action = if self.plan.in_place {
+            Action::Insert(inplace::insert(&upstream, &self.plan.entry))
+        } else {
+            let names = chain::Names {
+                output: &self.plan.output,
+                upstream: &shown,
+            };
+            Action::Output(chain::chain(&upstream, form, &self.plan.entry, names)?)
+        };
         Ok(Look::Ready(Ready {
             name,
             snapshot,
-            chained,
+            action,
         }))
+    }
+
+    /// Why the output path must not be written (or, in place, why a file of our own is in the
+    /// way), checked on every look: a file there that install did not write is another tool's,
+    /// however it is named (`--output 05-calico.conflist` must not replace Calico's config).
+    fn output_refusal(&self) -> Option<String> {
+        let path = self.output_path();
+        let Existing::File(found) = write::existing(&path) else {
+            return None;
+        };
+        let ours = marker::bytes_are_output(&found, &self.plan.output);
+        if self.plan.in_place {
+            return ours.then(|| {
+                format!(
+                    "{} is hostguard's own conflist from an install without --in-place; remove it with \
+                     hostguard uninstall first, so that one hostguard entry is loaded, not two",
+                    path.display()
+                )
+            });
+        }
+        // Once we have written it, a foreign version is another writer's edit: the fight rules apply.
+        (!ours && self.last_written.is_none()).then(|| {
+            format!(
+                "{} exists and hostguard install did not write it (it has no \"{}\" key naming it): \
+                 hostguard never replaces another tool's config; choose another --output, or remove \
+                 the file if it is a leftover",
+                path.display(),
+                marker::MARKER_KEY
+            )
+        })
+    }
+
+    /// The file to edit in place: the pinned one, else the first config file a runtime would load,
+    /// passing over meta-plugin configs (Multus) to their master. `Err` is what to report instead.
+    fn in_place_target(&mut self, names: &[OsString]) -> Result<OsString, Box<Look>> {
+        let dir = self.plan.conf_dir.clone();
+        if let Some(primary) = &self.plan.primary {
+            let path = dir.join(primary);
+            if let Some(meta) = meta_of(&path) {
+                return Err(Box::new(Look::Refused(format!(
+                    "--primary {primary} is a {meta} config, which delegates to a master config: name \
+                     the master instead"
+                ))));
+            }
+            return Ok(OsString::from(primary));
+        }
+        let mut passed: Option<(OsString, &'static str)> = None;
+        for name in names {
+            let Some(meta) = meta_of(&dir.join(name)) else {
+                if let Some((meta_file, meta)) = &passed {
+                    self.warn_once(format!(
+                        "{} is a {meta} config: hostguard goes into its master, {}",
+                        meta_file.to_string_lossy(),
+                        name.to_string_lossy()
+                    ));
+                }
+                return Ok(name.clone());
+            };
+            passed.get_or_insert((name.clone(), meta));
+        }
+        Err(Box::new(Look::Waiting(match passed {
+            Some((meta_file, meta)) => format!(
+                "{} is a {meta} config and there is no master config after it yet",
+                meta_file.to_string_lossy()
+            ),
+            None => "no *.conf, *.conflist or *.json file yet".into(),
+        })))
     }
 
     /// `None` when this version of the upstream can be trusted, else when to look again.
@@ -429,7 +563,11 @@ impl Installer {
             }
             self.binary_done = true;
         }
-        match write::remove_stale_temps(&dir, &self.plan.output) {
+        let written_name = match &ready.action {
+            Action::Output(_) => self.plan.output.clone(),
+            Action::Insert(_) => ready.name.to_string_lossy().into_owned(),
+        };
+        match write::remove_stale_temps(&dir, &written_name) {
             Ok(0) => {}
             Ok(count) => note(format_args!(
                 "removed {count} temporary file(s) left by an interrupted hostguard"
@@ -439,34 +577,44 @@ impl Installer {
                 dir.display()
             )),
         }
+        // Following the primary is never held back by a fight over our output: a stale chain is
+        // what the back-off must not cost.
+        let upstream_changed = self
+            .acted_on
+            .as_ref()
+            .is_none_or(|(name, seen)| *name != ready.name || *seen != ready.snapshot);
+        let chained = match ready.action {
+            Action::Output(chained) => chained,
+            Action::Insert(edit) => {
+                return self.sync_in_place(ready.name, ready.snapshot, edit, now)
+            }
+        };
         let path = self.output_path();
         let upstream = ready.name.to_string_lossy().into_owned();
-        let bytes = ready.chained.bytes;
+        let bytes = chained.bytes;
         let current = write::existing(&path);
         let outcome = match &current {
             Existing::Foreign(reason) => return Ok(Synced::Refused(reason.clone())),
             Existing::File(found) if *found == bytes => Synced::UpToDate,
             _ => {
-                if let Some(until) = self.repair_allowed(&current, now) {
-                    return Ok(Synced::Held(until));
+                if !upstream_changed {
+                    if let Some(until) = self.repair_allowed(&current, now) {
+                        return Ok(Synced::Held(until));
+                    }
                 }
                 write::write_output(&path, &bytes)?;
                 Synced::Wrote
             }
         };
         let first_report = matches!(outcome, Synced::Wrote) || self.last_written.is_none();
-        if ready.chained.removed > 0 && first_report {
+        if chained.removed > 0 && first_report {
             note(format_args!(
                 "{upstream} already had {} hostguard entr{}; the output has exactly one",
-                ready.chained.removed,
-                if ready.chained.removed == 1 {
-                    "y"
-                } else {
-                    "ies"
-                }
+                chained.removed,
+                if chained.removed == 1 { "y" } else { "ies" }
             ));
         }
-        let what = format!("{upstream} + hostguard, {} plugins", ready.chained.plugins);
+        let what = format!("{upstream} + hostguard, {} plugins", chained.plugins);
         match outcome {
             Synced::Wrote => report(format_args!("wrote {} ({what})", path.display())),
             Synced::UpToDate if first_report => {
@@ -479,6 +627,84 @@ impl Installer {
         self.candidate = None;
         self.said = None;
         Ok(outcome)
+    }
+
+    /// In place: insert our entry into `name` when it lacks it. Our entry vanishing again and again
+    /// means a writer that drops other tools' entries; that is a fight, and we back off from it.
+    fn sync_in_place(
+        &mut self,
+        name: OsString,
+        snapshot: Snapshot,
+        edit: Option<Vec<u8>>,
+        now: Instant,
+    ) -> Result<Synced> {
+        let path = self.plan.conf_dir.join(&name);
+        let shown = name.to_string_lossy().into_owned();
+        let plugins = |bytes: &[u8]| {
+            validate::parse_object(bytes)
+                .map(|object| validate::plugin_types(&object).len())
+                .unwrap_or(0)
+        };
+        let outcome = match edit {
+            None => {
+                if self.last_written.is_none()
+                    || self.acted_on.as_ref().is_none_or(|(n, _)| *n != name)
+                {
+                    report(format_args!(
+                        "{} already holds the hostguard entry ({} plugins)",
+                        path.display(),
+                        plugins(&snapshot.bytes)
+                    ));
+                }
+                self.last_written = Some(snapshot.bytes.clone());
+                Synced::UpToDate
+            }
+            Some(bytes) => {
+                if self.last_written.is_some() {
+                    if let Some(until) = self.hold_or_count(now, &shown) {
+                        return Ok(Synced::Held(until));
+                    }
+                }
+                inplace::rewrite(&path, &snapshot, &bytes, Check::Inserted)?;
+                report(format_args!(
+                    "inserted the hostguard entry into {} ({} plugins, every other entry kept)",
+                    path.display(),
+                    plugins(&bytes)
+                ));
+                self.last_written = Some(bytes);
+                Synced::Wrote
+            }
+        };
+        self.acted_on = Some((name, snapshot));
+        self.candidate = None;
+        self.said = None;
+        Ok(outcome)
+    }
+
+    /// The in-place counterpart of `repair_allowed`: `Some` while backing off.
+    fn hold_or_count(&mut self, now: Instant, shown: &str) -> Option<Instant> {
+        if let Some(until) = self.hold_until {
+            if now < until {
+                return Some(until);
+            }
+            self.hold_until = None;
+            return None;
+        }
+        match self.fight.foreign_change(now) {
+            Verdict::Repair => None,
+            Verdict::HoldUntil(until, backoff) => {
+                self.hold_until = Some(until);
+                note(format_args!(
+                    "the hostguard entry was removed from {shown} {} times within {:?}; backing off \
+                     {backoff:?} before inserting it again. Hint: another program rewrites {shown} \
+                     without keeping other tools' entries; have it keep them, or pin hostguard to \
+                     another file with --primary",
+                    self.fight.recent(),
+                    fight::WINDOW,
+                ));
+                Some(until)
+            }
+        }
     }
 
     /// `None` when we may (re)write our output now. Rewriting a file someone else just changed is a
@@ -516,6 +742,23 @@ impl Installer {
         }
     }
 
+    /// Plugin types in `object`, besides hostguard, that our last version of the output lacked.
+    fn added_types(&self, object: &Map<String, Value>) -> Vec<String> {
+        let ours = self
+            .last_written
+            .as_deref()
+            .and_then(|bytes| validate::parse_object(bytes).ok())
+            .map(|written| validate::plugin_types(&written))
+            .unwrap_or_default();
+        if ours.is_empty() || validate::hostguard_count(object) == 0 {
+            return Vec::new();
+        }
+        validate::plugin_types(object)
+            .into_iter()
+            .filter(|kind| kind != validate::HOSTGUARD_TYPE && !ours.contains(kind))
+            .collect()
+    }
+
     fn fight_hint(&self, current: &Existing) -> String {
         let path = self.output_path();
         match current {
@@ -535,6 +778,13 @@ impl Installer {
                 }
             }
             Existing::File(found) => match validate::parse_object(found) {
+                Ok(object) if !self.added_types(&object).is_empty() => format!(
+                    "it now holds [{}]: another chain editor added [{}] to hostguard's file (Istio CNI \
+                     inserts its plugin into the first config file); run hostguard install with \
+                     --in-place, which keeps other tools' entries, instead of a file of its own",
+                    validate::plugin_types(&object).join(", "),
+                    self.added_types(&object).join(", ")
+                ),
                 Ok(object) if validate::hostguard_count(&object) > 0 => format!(
                     "it now holds [{}]: another hostguard installer with a different configuration writes \
                      the same file; run one installer per node",
@@ -568,7 +818,60 @@ fn missing(path: &Path, shown: &str, pinned: bool) -> String {
     }
 }
 
+/// The meta-plugin type of the valid config at `path`, if it is one. A file that does not parse is
+/// not passed over: a runtime would fail on it, so it is waited for like any broken first file.
+fn meta_of(path: &Path) -> Option<&'static str> {
+    let found = snapshot::read(path, Links::Follow).ok().flatten()?;
+    let object = validate::parse_object(&found.bytes).ok()?;
+    inplace::meta_plugin(&object)
+}
+
+/// Why a file cannot be edited in place, if it cannot.
+fn in_place_unfit(path: &Path, shown: &str, form: discover::Form) -> Option<Look> {
+    if fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        return Some(Look::Refused(format!(
+            "{shown} is a symbolic link: --in-place edits a regular file and would replace the link \
+             with one; pin the link's target with --primary, or make {shown} a regular file"
+        )));
+    }
+    (form == discover::Form::Single).then(|| {
+        Look::Waiting(format!(
+            "{shown} is a single-plugin file and --in-place inserts into a plugin list (*.conflist); \
+             waiting for a *.conflist (Istio's installer converts such a file itself)"
+        ))
+    })
+}
+
+/// Why chaining `upstream` into a file of our own would form a cycle, if it would: a meta-plugin's
+/// config (Multus started after us took our output as its master and embeds it), or another
+/// installer's copy of our output (Antrea's chaining copies the first file, which is ours).
+fn own_file_cycle(shown: &str, upstream: &Map<String, Value>, output: &str) -> Option<String> {
+    if let Some(meta) = inplace::meta_plugin(upstream) {
+        return Some(format!(
+            "{shown} is a {meta} config, which delegates to a master config (possibly {output} \
+             itself): chaining it would run hostguard beside {meta}, or inside itself; run install \
+             with --in-place to put hostguard into {meta}'s master instead"
+        ));
+    }
+    marker::marked_output(upstream).map(|copied| {
+        format!(
+            "{shown} is another installer's copy of hostguard's {copied} (Antrea's chaining copies \
+             the first config file): chaining it would put hostguard's output inside itself and miss \
+             the primary's later changes; run install with --in-place instead"
+        )
+    })
+}
+
 fn sort_order_refusal(dir: &Path, first: &OsStr, output: &str) -> String {
+    if let Some(meta) = meta_of(&dir.join(first)) {
+        return format!(
+            "{} would not be loaded: {} (a {meta} config) sorts before {output}, and a name that sorts \
+             before it would bypass {meta}; run install with --in-place to put hostguard into {meta}'s \
+             master instead",
+            dir.join(output).display(),
+            first.to_string_lossy()
+        );
+    }
     let mut suggestion = match discover::output_name_before(first) {
         Some(name) => format!("use --output {name}"),
         None => "choose an --output that sorts first (names compare byte by byte)".into(),

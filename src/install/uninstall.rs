@@ -1,6 +1,7 @@
 //! `hostguard uninstall`: removes what install wrote and nothing else. Our output goes only if it
-//! holds a hostguard entry (else it is someone else's file); the binary goes only if no other config
-//! in the directory still names hostguard, since a runtime would then fail to find it.
+//! carries our marker naming it (else it is someone else's file, or a copy); with `--in-place` our
+//! entry leaves every plugin list, and every other entry stays. The binary goes only if no other
+//! config in the directory still names hostguard, since a runtime would then fail to find it.
 
 use std::ffi::OsStr;
 
@@ -8,7 +9,8 @@ use anyhow::{Context, Result};
 
 use super::args::UninstallOptions;
 use super::binary;
-use super::discover;
+use super::discover::{self, Form};
+use super::inplace::{self, Check};
 use super::report;
 use super::snapshot::{self, Links};
 use super::validate;
@@ -30,8 +32,14 @@ pub fn run(options: &UninstallOptions) -> Result<i32> {
         say(format_args!("{reason}; nothing removed"));
         return Ok(1);
     }
-    let still_named_by = other_configs_naming_hostguard(dir, &options.output)?;
     let mut done = Vec::new();
+    if options.in_place {
+        done.extend(remove_entries(dir)?);
+    }
+    let still_named_by = other_configs_naming_hostguard(dir, &options.output)?;
+    if let Some(note) = foreign_entries_note(dir, &output) {
+        say(format_args!("{note}"));
+    }
     match write::remove_output(&output) {
         Ok(true) => done.push(format!("removed {}", output.display())),
         Ok(false) => {}
@@ -72,6 +80,90 @@ pub fn run(options: &UninstallOptions) -> Result<i32> {
         report(format_args!("{line}"));
     }
     Ok(0)
+}
+
+/// Takes the hostguard entry out of every plugin list in `dir`, keeping everything else. Multus'
+/// own file is left to Multus, which rebuilds it from its master; a list that would be left
+/// empty is not ours to judge and stays as it is, with a note.
+fn remove_entries(dir: &std::path::Path) -> Result<Vec<String>> {
+    let names = discover::config_names(dir).with_context(|| format!("list {}", dir.display()))?;
+    let mut done = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let shown = name.to_string_lossy();
+        if discover::form_of(&name) != Form::List {
+            continue;
+        }
+        let found = match snapshot::read(&path, Links::Refuse) {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            Err(problem) => {
+                say(format_args!("{shown} {problem}: not edited"));
+                continue;
+            }
+        };
+        let Ok(object) = validate::parse_object(&found.bytes) else {
+            continue;
+        };
+        if inplace::meta_plugin(&object).is_some() {
+            continue;
+        }
+        let Some(bytes) = inplace::remove(&object) else {
+            continue;
+        };
+        if validate::hostguard_count(&object) == validate::plugin_types(&object).len() {
+            say(format_args!(
+                "{shown} holds nothing but hostguard entries: left as it is"
+            ));
+            continue;
+        }
+        inplace::rewrite(&path, &found, &bytes, Check::Removed)
+            .with_context(|| format!("remove the hostguard entry from {}", path.display()))?;
+        done.push(format!(
+            "removed the hostguard entry from {} (every other entry kept)",
+            path.display()
+        ));
+    }
+    Ok(done)
+}
+
+/// A warning when our output holds entries that neither its upstream nor we put there: another
+/// chain editor (Istio's installer) added itself to our file, and goes with it until it inserts
+/// itself again into the file the runtime loads next.
+fn foreign_entries_note(dir: &std::path::Path, output: &std::path::Path) -> Option<String> {
+    let found = snapshot::read(output, Links::Refuse).ok()??;
+    let object = validate::parse_object(&found.bytes).ok()?;
+    let upstream_name = object
+        .get(super::marker::MARKER_KEY)?
+        .get("upstream")?
+        .as_str()?
+        .to_string();
+    let upstream = snapshot::read(&dir.join(&upstream_name), Links::Follow).ok()??;
+    let upstream_types = validate::parse_object(&upstream.bytes)
+        .map(|object| {
+            // A single-plugin .conf names its one type at the top.
+            let single = object
+                .get("type")
+                .and_then(|t| t.as_str())
+                .map(String::from);
+            let mut types = validate::plugin_types(&object);
+            types.extend(single);
+            types
+        })
+        .unwrap_or_default();
+    let added: Vec<String> = validate::plugin_types(&object)
+        .into_iter()
+        .filter(|kind| kind != validate::HOSTGUARD_TYPE && !upstream_types.contains(kind))
+        .collect();
+    (!added.is_empty()).then(|| {
+        format!(
+            "warning: {} also holds [{}], which another tool added to it (Istio's installer inserts \
+             into the first config file); it goes with the file until that tool inserts itself into \
+             {upstream_name} (on a node with such a tool, install with --in-place)",
+            output.display(),
+            added.join(", ")
+        )
+    })
 }
 
 /// The first config other than our output that still has a hostguard plugin (an older installer

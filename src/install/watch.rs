@@ -223,7 +223,7 @@ impl Watcher {
                             self.dir.display()
                         );
                     }
-                    if let Some(name) = &event.name {
+                    if let Some(name) = event.name.as_ref().filter(|name| !is_own_scratch(name)) {
                         changes.names.insert(name.clone(), Last::of(event.mask));
                     }
                 }
@@ -241,6 +241,13 @@ impl Watcher {
             }
         }
     }
+}
+
+/// Our lock file and temporary files: every sync opens the lock for writing (closing it raises
+/// IN_CLOSE_WRITE) and every write makes a temporary file, so waking on them would make each look
+/// trigger the next one, a busy loop at rest. The renamed result shows up under its real name.
+fn is_own_scratch(name: &std::ffi::OsStr) -> bool {
+    name == super::write::LOCK_NAME || crate::atomic::is_temp_name(&name.to_string_lossy())
 }
 
 #[cfg(test)]
@@ -273,6 +280,23 @@ mod tests {
             .map(|n| n.to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["10-a.conflist", "20-b.conflist"]);
+    }
+
+    #[test]
+    fn our_lock_and_temporary_files_wake_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watcher = Watcher::new(dir.path()).unwrap();
+        drop(
+            crate::lock::lock_exclusive(&dir.path().join(super::super::write::LOCK_NAME)).unwrap(),
+        );
+        let temp = format!(
+            "{}00-hostguard.conflist.1.000000001",
+            crate::atomic::TEMP_PREFIX
+        );
+        std::fs::write(dir.path().join(&temp), b"{}").unwrap();
+        std::fs::remove_file(dir.path().join(&temp)).unwrap();
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert_eq!(watcher.wait(Some(soon)).unwrap(), Wake::Deadline);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
+use super::marker;
 use super::snapshot::{self, Links};
 use super::validate;
 use crate::atomic;
@@ -67,11 +68,24 @@ pub fn existing(path: &Path) -> Existing {
     Existing::Changing
 }
 
-/// Writes `bytes` (already rendered) to `path` atomically, checking them as read back.
+/// Writes `bytes` (already rendered) to `path` atomically, checking them as read back: a valid
+/// chain ending in our one entry, marked as the file it is about to become.
 pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     atomic::write_atomic(path, bytes, OUTPUT_MODE, |written| {
         validate::output(written)
-            .map_err(|problem| anyhow!("the file about to become {} {problem}", path.display()))
+            .map_err(|problem| anyhow!("the file about to become {} {problem}", path.display()))?;
+        if !marker::bytes_are_output(written, &name) {
+            return Err(anyhow!(
+                "the file about to become {} lacks the \"{}\" marker naming it",
+                path.display(),
+                marker::MARKER_KEY
+            ));
+        }
+        Ok(())
     })
 }
 
@@ -120,8 +134,13 @@ fn writer_alive(pid: u32) -> bool {
     !matches!(kill(Pid::from_raw(raw), None), Err(Errno::ESRCH))
 }
 
-/// Durably removes our output, refusing anything that is not a hostguard conflist.
+/// Durably removes our output, refusing anything install did not write there (no marker naming
+/// it): a hostguard entry alone may be an operator's chain or another installer's copy.
 pub fn remove_output(path: &Path) -> Result<bool> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match existing(path) {
         Existing::Missing => Ok(false),
         Existing::Foreign(reason) => Err(anyhow!("{reason}; leaving it")),
@@ -140,6 +159,14 @@ pub fn remove_output(path: &Path) -> Result<bool> {
                 return Err(anyhow!(
                     "{} has no plugin of type hostguard, so hostguard did not write it: leaving it",
                     path.display()
+                ));
+            }
+            if !marker::is_output(&object, &name) {
+                return Err(anyhow!(
+                    "{} has no \"{}\" key naming it, so hostguard install did not write it (another \
+                     tool's config, or a copy of hostguard's output): leaving it",
+                    path.display(),
+                    marker::MARKER_KEY
                 ));
             }
             atomic::remove_durable(path).with_context(|| format!("remove {}", path.display()))?;
