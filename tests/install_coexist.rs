@@ -54,6 +54,26 @@ fn an_existing_output_install_did_not_write_is_refused_and_kept() {
 }
 
 #[test]
+fn an_older_installs_unmarked_output_is_taken_over_on_upgrade() {
+    let node = Node::new();
+    node.put("10-aws.conflist", &conflist(&["aws-cni"]));
+    // What install wrote before outputs were marked: the default name, hostguard last.
+    node.put(OUTPUT, &conflist(&["aws-cni", "hostguard"]));
+    node.install(&["--timeout", "5"]).assert_ok();
+    let upgraded = node.output_json();
+    assert_eq!(
+        upgraded["hostguardInstall"],
+        json!({"output": OUTPUT, "upstream": "10-aws.conflist"})
+    );
+    assert_eq!(types_of(&node, OUTPUT), ["aws-cni", "hostguard"]);
+
+    node.put(OUTPUT, &conflist(&["aws-cni", "hostguard"]));
+    node.uninstall(&[]).assert_ok();
+    assert!(!node.path(OUTPUT).exists());
+    assert!(node.path("10-aws.conflist").exists());
+}
+
+#[test]
 fn uninstall_removes_only_the_file_install_wrote_under_that_name() {
     let node = Node::new();
     node.put("10-aws.conflist", &conflist(&["aws-cni"]));

@@ -9,6 +9,9 @@
 
 use serde_json::{Map, Value};
 
+use super::args::DEFAULT_OUTPUT;
+use super::validate::{self, HOSTGUARD_TYPE};
+
 pub const MARKER_KEY: &str = "hostguardInstall";
 
 /// The marker for `output`, written by chaining `upstream`.
@@ -23,7 +26,18 @@ pub fn marked_output(object: &Map<String, Value>) -> Option<&str> {
 
 /// Whether `object` is the file hostguard install wrote as `output`.
 pub fn is_output(object: &Map<String, Value>, output: &str) -> bool {
-    marked_output(object) == Some(output)
+    marked_output(object) == Some(output) || is_unmarked_older_output(object, output)
+}
+
+/// An output an older hostguard install wrote before outputs were marked: the default name, no
+/// marker, and a chain that ends in its one hostguard entry. Taken as ours so that an upgraded
+/// installer rewrites it, and uninstall removes it, instead of refusing the node's own file.
+/// Under any other name such a chain stays an operator's hand-made file.
+fn is_unmarked_older_output(object: &Map<String, Value>, output: &str) -> bool {
+    output == DEFAULT_OUTPUT
+        && !object.contains_key(MARKER_KEY)
+        && validate::hostguard_count(object) == 1
+        && validate::plugin_types(object).last().map(String::as_str) == Some(HOSTGUARD_TYPE)
 }
 
 /// Whether `bytes` parse to the file hostguard install wrote as `output`.
@@ -50,8 +64,14 @@ mod tests {
         assert!(bytes_are_output(ours.as_bytes(), "00-hostguard.conflist"));
         // The same bytes copied under another name by another installer are not that file.
         assert!(!bytes_are_output(ours.as_bytes(), "05-antrea.conflist"));
-        let unmarked = br#"{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"hostguard"}]}"#;
-        assert!(!bytes_are_output(unmarked, "00-hostguard.conflist"));
+        // What an older install wrote: unmarked, under the default name, hostguard last.
+        let older = br#"{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"calico"},{"type":"hostguard"}]}"#;
+        assert!(bytes_are_output(older, "00-hostguard.conflist"));
+        assert!(!bytes_are_output(older, "05-calico.conflist"));
+        let not_last = br#"{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"hostguard"},{"type":"calico"}]}"#;
+        assert!(!bytes_are_output(not_last, "00-hostguard.conflist"));
+        let none = br#"{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"calico"}]}"#;
+        assert!(!bytes_are_output(none, "00-hostguard.conflist"));
         assert!(!bytes_are_output(b"not json", "00-hostguard.conflist"));
     }
 }
