@@ -21,6 +21,7 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CC");
     println!("cargo::rerun-if-env-changed=HOSTGUARD_DYNAMIC");
+    git_commit();
 
     let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -87,6 +88,35 @@ fn static_bin_link_args() {
     }
     println!("cargo::rustc-link-arg-bins=-L{}", dir.display());
     println!("cargo::rustc-link-arg-bins=-static-pie");
+}
+
+/// `hostguard --version` names the commit it was built from: `HOSTGUARD_GIT_COMMIT` when set (a
+/// build from a source tarball), else what git says, else "unknown". Rebuilt when HEAD moves.
+fn git_commit() {
+    println!("cargo::rerun-if-env-changed=HOSTGUARD_GIT_COMMIT");
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").args(args).output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
+    };
+    let commit = std::env::var("HOSTGUARD_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".to_string());
+    println!("cargo::rustc-env=HOSTGUARD_GIT_COMMIT={commit}");
+    if let Some(head) = git(&["rev-parse", "--path-format=absolute", "--git-path", "HEAD"]) {
+        println!("cargo::rerun-if-changed={head}");
+    }
+    if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        for path in [reference.as_str(), "packed-refs"] {
+            // A path that does not exist would make cargo rerun this script on every build.
+            let file = git(&["rev-parse", "--path-format=absolute", "--git-path", path]);
+            if let Some(file) = file.filter(|f| Path::new(f).exists()) {
+                println!("cargo::rerun-if-changed={file}");
+            }
+        }
+    }
 }
 
 fn out_dir() -> PathBuf {
