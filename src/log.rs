@@ -365,7 +365,7 @@ mod tests {
         log.info("fresh");
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with('{') && text.contains("fresh"), "{text}");
-        assert_eq!(log_files(&path), [path.clone()]);
+        assert_eq!(log_files(&path), vec![path]);
         let _ = std::fs::remove_dir_all(dir);
     }
 
