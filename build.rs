@@ -20,6 +20,9 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(hostguard_static_unwinder)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CC");
+    if let Ok(target) = std::env::var("TARGET") {
+        println!("cargo::rerun-if-env-changed=CC_{}", target.replace('-', "_"));
+    }
     println!("cargo::rerun-if-env-changed=HOSTGUARD_DYNAMIC");
     git_commit();
 
@@ -129,8 +132,13 @@ fn libgcc_eh() -> Option<PathBuf> {
     compiler_file("libgcc_eh.a")
 }
 
+/// Asks the C compiler of the target (`CC_<target>` when cross-building, as the cc crate names
+/// it, else `CC`, else `cc`) where `name` is.
 fn compiler_file(name: &str) -> Option<PathBuf> {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let target = std::env::var("TARGET").unwrap_or_default().replace('-', "_");
+    let cc = std::env::var(format!("CC_{target}"))
+        .or_else(|_| std::env::var("CC"))
+        .unwrap_or_else(|_| "cc".to_string());
     let output = Command::new(cc)
         .arg(format!("-print-file-name={name}"))
         .output()
