@@ -21,7 +21,10 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CC");
     if let Ok(target) = std::env::var("TARGET") {
-        println!("cargo::rerun-if-env-changed=CC_{}", target.replace('-', "_"));
+        println!(
+            "cargo::rerun-if-env-changed=CC_{}",
+            target.replace('-', "_")
+        );
     }
     println!("cargo::rerun-if-env-changed=HOSTGUARD_DYNAMIC");
     git_commit();
@@ -135,7 +138,9 @@ fn libgcc_eh() -> Option<PathBuf> {
 /// Asks the C compiler of the target (`CC_<target>` when cross-building, as the cc crate names
 /// it, else `CC`, else `cc`) where `name` is.
 fn compiler_file(name: &str) -> Option<PathBuf> {
-    let target = std::env::var("TARGET").unwrap_or_default().replace('-', "_");
+    let target = std::env::var("TARGET")
+        .unwrap_or_default()
+        .replace('-', "_");
     let cc = std::env::var(format!("CC_{target}"))
         .or_else(|_| std::env::var("CC"))
         .unwrap_or_else(|_| "cc".to_string());
