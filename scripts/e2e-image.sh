@@ -34,6 +34,13 @@ hg_netns_add HOST_NS || hg_die "setup failed"
 hg_cgroup_add CG
 hg_holder_start "$HOST_NS" || hg_die "setup failed"
 hg_podman_setup "$T/podman"
+# A machine where podman cannot even set up its storage cannot build an image: say so and stop.
+if ! hg_podman info >"$T/podman-info" 2>&1; then
+	hg_skip "image build and runs" "podman cannot run here: $(tail -n 1 "$T/podman-info")"
+	hg_check_teardown "$ROOT_BEFORE" "$MACHINE_BEFORE"
+	hg_summary
+	exit 0
+fi
 
 # podman_run PREFIX ARGS...: `podman run --rm` of the image in the run's cgroup; OUT, ERR, RC.
 podman_run() {
@@ -105,6 +112,7 @@ fi
 # --- guard, in a throwaway network namespace ------------------------------------------------------
 # http_get PATH: the status line of GET PATH from the guard, asked inside the namespace.
 http_get() {
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	hg_host timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
 		printf "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" "$2" >&3
 		head -n 1 <&3' http-get "$METRICS_PORT" "$1" 2>/dev/null | tr -d '\r'
@@ -125,7 +133,7 @@ else
 		-v "$T/plugin-config.json:/etc/hostguard/plugin-config.json:ro" \
 		"$IMAGE" guard --plugin-config /etc/hostguard/plugin-config.json \
 		--conf-dir /host/etc/cni/net.d --metrics-addr "127.0.0.1:$METRICS_PORT"
-	healthz= readyz=
+	healthz='' readyz=
 	for ((i = 0; i < 150; i++)); do
 		healthz=$(http_get /healthz)
 		readyz=$(http_get /readyz)
