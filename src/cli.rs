@@ -28,8 +28,9 @@ Exit status: 0 done, 1 failed, 2 usage error.
 const BASELINE_USAGE: &str = "\
 usage: hostguard baseline [--state-dir DIR] [--show] [--update]
 
-Records the host's default routes and guarded policy rules (the baseline the route guard restores)
-in DIR, only if none is recorded yet, and says so.
+Records the host's default routes (the baseline the route guard restores) in DIR, only if none
+is recorded yet, and says so. Guarded policy rules are recorded by the next ADD, which knows the
+conflist's rules.match.
 
   --state-dir DIR  hostguard's state directory (default /var/lib/cni/hostguard)
   --show           print every recorded default route, marked present or MISSING
