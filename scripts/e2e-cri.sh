@@ -165,8 +165,10 @@ for n in 1 2; do
 	else
 		hg_fail "$name: hostguard ADD in the chain, exit 0" "rc ${add_rc:-none}, prevResult ${prev:-none}" "$(hg_trace_calls "$T/traces/$name")"
 	fi
-	if grep -q "^CNI_ARGS=.*K8S_POD_NAMESPACE=$POD_NAMESPACE;.*K8S_POD_NAME=$name;" <<<"$add_env" &&
-		grep -q "^CNI_ARGS=.*K8S_POD_INFRA_CONTAINER_ID=$id" <<<"$add_env"; then
+	# containerd builds CNI_ARGS from a map: the pairs come in any order.
+	cni_args=";$(sed -n 's/^CNI_ARGS=//p' <<<"$add_env");"
+	if [[ $cni_args == *";K8S_POD_NAMESPACE=$POD_NAMESPACE;"* && $cni_args == *";K8S_POD_NAME=$name;"* &&
+		$cni_args == *";K8S_POD_INFRA_CONTAINER_ID=$id;"* && $cni_args == *";K8S_POD_UID=uid-$$-$n;"* ]]; then
 		hg_ok "$name: the kubelet's K8S_POD_* CNI_ARGS reached hostguard, accepted"
 	else
 		hg_fail "$name: the kubelet's K8S_POD_* CNI_ARGS reached hostguard, accepted" "$(grep CNI_ARGS <<<"$add_env")"
