@@ -182,3 +182,45 @@ fn install_takes_its_options_from_hostguard_environment_variables() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn install_checks_the_host_settings_under_host_root() {
+    let tmp = common::TempDir::new("cli-hostroot");
+    let conf = tmp.path.join("net.d");
+    std::fs::create_dir(&conf).unwrap();
+    std::fs::write(
+        conf.join("10-bridge.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge"}]}"#,
+    )
+    .unwrap();
+    let empty_root = tmp.path.join("root");
+    std::fs::create_dir(&empty_root).unwrap();
+    let fixed_root = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/doctor/dropin-fixes");
+    let install = |root: &str| {
+        let out = Command::new(common::BIN)
+            .args(["install", "--timeout=0"])
+            .arg(format!("--conf-dir={}", conf.display()))
+            .arg(format!("--host-root={root}"))
+            .env_remove("CNI_COMMAND")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A root without networkd settings: systemd's defaults fight a CNI, and install says so.
+    let (status, stderr) = install(&empty_root.display().to_string());
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: systemd-networkd ManageForeignRoutingPolicyRules"),
+        "{stderr}"
+    );
+    // The same install looking at a root whose drop-in turns both off warns about nothing.
+    let (status, stderr) = install(fixed_root);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    let (status, stderr) = install("/nonexistent-host-root");
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(stderr.contains("--host-root"), "{stderr}");
+}
