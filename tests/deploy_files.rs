@@ -408,6 +408,7 @@ fn the_daemonset_mounts_its_host_paths_and_the_host_root_read_only() {
         (&guard, "/etc/cni/net.d", false),
         (&guard, "/var/lib/cni/hostguard", false),
         (&guard, "/run/hostguard", false),
+        (&guard, "/var/log/hostguard", false),
         (&guard, "/run/NetworkManager", true),
     ] {
         // at the host's own path, so the paths written into the conflist are the host's
@@ -418,6 +419,17 @@ fn the_daemonset_mounts_its_host_paths_and_the_host_root_read_only() {
         );
     }
     assert_eq!(install.get("/host"), Some(&("/".to_string(), true)));
+    // the log the guard writes is inside a directory it has writable
+    let log = plugin_config(&objects)["logFile"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        guard
+            .iter()
+            .any(|(mount, (_, ro))| !ro && log.starts_with(&format!("{mount}/"))),
+        "{log} is not under a writable mount of the guard"
+    );
     let nm = pod["volumes"]
         .as_array()
         .unwrap()
