@@ -253,11 +253,22 @@ fn rfc3339(secs: u64, millis: u32) -> String {
 mod tests {
     use super::*;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("hg-log-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A directory of the test's own, removed when the test ends, failed or not.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("hg-log-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     /// Every file of the log, the live one first.
@@ -275,11 +286,10 @@ mod tests {
 
     /// Writers with their own descriptors, as separate plugin processes have, all rotating one
     /// small log: every line is whole JSON, none is lost, no file passes the limit.
-    fn hammer(tag: &str, rotation: Rotation) -> (PathBuf, Vec<Value>) {
+    fn hammer(dir: &Scratch, rotation: Rotation) -> (PathBuf, Vec<Value>) {
         const WRITERS: usize = 8;
         const LINES: usize = 400;
-        let dir = temp_dir(tag);
-        let path = dir.join("hostguard.log");
+        let path = dir.0.join("hostguard.log");
         std::thread::scope(|scope| {
             for writer in 0..WRITERS {
                 let path = &path;
@@ -316,7 +326,8 @@ mod tests {
             max_bytes: 64 * 1024,
             max_files: 100,
         };
-        let (path, lines) = hammer("all", rotation);
+        let dir = Scratch::new("all");
+        let (path, lines) = hammer(&dir, rotation);
         assert_eq!(lines.len(), 8 * 400, "lines lost");
         let files = log_files(&path);
         assert!(files.len() > 3, "no rotation happened: {files:?}");
@@ -327,7 +338,6 @@ mod tests {
                 .collect();
             assert_eq!(mine.len(), 400, "writer {writer}");
         }
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]
@@ -336,7 +346,8 @@ mod tests {
             max_bytes: 16 * 1024,
             max_files: 3,
         };
-        let (path, lines) = hammer("capped", rotation);
+        let dir = Scratch::new("capped");
+        let (path, lines) = hammer(&dir, rotation);
         let files = log_files(&path);
         let names: Vec<String> = files
             .iter()
@@ -348,13 +359,12 @@ mod tests {
         );
         // The oldest went: 3 files of 16 KiB cannot hold 3,200 lines of over 100 bytes.
         assert!(lines.len() < 8 * 400, "{} lines kept", lines.len());
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]
     fn one_file_means_the_log_starts_over() {
-        let dir = temp_dir("one");
-        let path = dir.join("hostguard.log");
+        let dir = Scratch::new("one");
+        let path = dir.0.join("hostguard.log");
         std::fs::write(&path, vec![b'x'; 2048]).unwrap();
         let mut log = Logger::new("DEL", None, None);
         let rotation = Rotation {
@@ -366,7 +376,6 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with('{') && text.contains("fresh"), "{text}");
         assert_eq!(log_files(&path), vec![path]);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
