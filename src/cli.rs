@@ -1,7 +1,10 @@
 //! Command-line mode: used when `CNI_COMMAND` is not set. Each subcommand lives in its own module
-//! and takes its arguments (after the subcommand name); this file only dispatches.
+//! and takes its arguments (after the subcommand name); this file only dispatches. Every
+//! subcommand parses its options with `crate::args`.
 
 use std::io::Write;
+
+use crate::args::{self, Given, Opt, Parsed, Spec};
 
 pub const USAGE: &str = "\
 hostguard: a CNI chaining plugin that keeps the node's host network intact
@@ -9,31 +12,60 @@ hostguard: a CNI chaining plugin that keeps the node's host network intact
 As a CNI plugin it is run by the container runtime with CNI_COMMAND set.
 As a tool:
   hostguard install    --conf-dir DIR [--output NAME] [--primary NAME] [--plugin-config FILE]
-                       [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--watch]
+                       [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--host-root DIR]
+                       [--watch]
   hostguard uninstall  --conf-dir DIR [--output NAME] [--bin-dir DIR]
   hostguard baseline   [--state-dir DIR] [--show] [--update]
   hostguard uplink release --interface IF --bridge BR [--state-dir DIR]
   hostguard doctor     [--root DIR] [--json] [--fix]
   hostguard --version | --help
+
+`hostguard COMMAND --help` describes a command's options and exit status. Options take their
+value as `--opt VALUE` or `--opt=VALUE`.
+Exit status: 0 done, 1 failed, 2 usage error.
+";
+
+const BASELINE_USAGE: &str = "\
+usage: hostguard baseline [--state-dir DIR] [--show] [--update]
+
+Records the host's default routes (the baseline the route guard restores) in DIR, only if none
+is recorded yet, and says so. Guarded policy rules are recorded by the next ADD, which knows the
+conflist's rules.match.
+
+  --state-dir DIR  hostguard's state directory (default /var/lib/cni/hostguard)
+  --show           print every recorded default route, marked present or MISSING
+  --update         adopt the current default routes as the baseline (after a deliberate change)
+
+Exit status: 0 done, 1 failed (no netlink, unreadable state), 2 usage.
+";
+
+const UPLINK_USAGE: &str = "\
+usage: hostguard uplink release --interface IF --bridge BR [--state-dir DIR]
+
+Undoes an uplink attachment: moves IF's addresses and routes back from BR, detaches IF, deletes
+BR when hostguard created it, and verifies the baseline default routes.
+
+  --interface IF   the uplink that was moved into the bridge
+  --bridge BR      the bridge it was moved into
+  --state-dir DIR  hostguard's state directory (default /var/lib/cni/hostguard)
+
+Exit status: 0 released, 1 not released (the reason is printed), 2 usage.
 ";
 
 /// Runs the subcommand named in `args` (without the program name) and returns the exit status.
 pub fn run(args: &[String]) -> i32 {
     let Some((command, rest)) = args.split_first() else {
-        eprint!("{USAGE}");
-        return 2;
+        // What the reference plugins print when run by hand, on stderr, exit 0.
+        eprintln!("{}", about());
+        eprintln!("Run `hostguard --help` for the subcommands.");
+        return 0;
     };
-    let wants_help = rest.iter().any(|a| a == "--help" || a == "-h");
     match command.as_str() {
-        // install and doctor print their own help; these two share the overview.
-        "baseline" | "uplink" if wants_help => {
-            print!("{USAGE}");
-            0
-        }
         "baseline" => baseline(rest),
         "uplink" => uplink(rest),
         "--version" | "-V" | "version" => {
-            println!("hostguard {}", env!("CARGO_PKG_VERSION"));
+            print!("{}", version());
+            let _ = std::io::stdout().flush();
             0
         }
         "install" => crate::install::run_install(rest),
@@ -51,46 +83,41 @@ pub fn run(args: &[String]) -> i32 {
     }
 }
 
-/// Pulls `--flag VALUE` pairs and bare switches out of `args`; anything else is a usage error.
-struct Flags<'a> {
-    args: &'a [String],
+/// The reference plugins' "about" text: name, version, spec versions.
+pub fn about() -> String {
+    format!(
+        "CNI hostguard plugin v{}\nCNI protocol versions supported: {}",
+        env!("CARGO_PKG_VERSION"),
+        crate::cni::version::SUPPORTED.join(", ")
+    )
 }
 
-impl<'a> Flags<'a> {
-    fn value(&self, flag: &str) -> Result<Option<&'a str>, String> {
-        match self.args.iter().position(|a| a == flag) {
-            None => Ok(None),
-            Some(i) => self
-                .args
-                .get(i + 1)
-                .filter(|v| !v.starts_with("--"))
-                .map(|v| Some(v.as_str()))
-                .ok_or_else(|| format!("{flag} needs a value")),
-        }
-    }
+/// `hostguard --version`: the version, the spec versions and the commit built from.
+pub fn version() -> String {
+    format!(
+        "hostguard {}\nCNI protocol versions supported: {}\ngit commit: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        crate::cni::version::SUPPORTED.join(", "),
+        env!("HOSTGUARD_GIT_COMMIT")
+    )
+}
 
-    fn switch(&self, flag: &str) -> bool {
-        self.args.iter().any(|a| a == flag)
-    }
-
-    fn reject_unknown(&self, with_value: &[&str], switches: &[&str]) -> Result<(), String> {
-        let mut i = 0;
-        while i < self.args.len() {
-            let arg = self.args[i].as_str();
-            if with_value.contains(&arg) {
-                i += 2;
-            } else if switches.contains(&arg) {
-                i += 1;
-            } else {
-                return Err(format!("unknown argument {arg:?}"));
-            }
+/// Parses a subcommand's options; `Err` holds the exit status once help or the usage error is
+/// printed.
+fn options(command: &str, usage: &str, spec: &Spec, args: &[String]) -> Result<Given, i32> {
+    match args::parse(spec, args) {
+        Ok(Parsed::Run(given)) => Ok(given),
+        Ok(Parsed::Help) => {
+            print!("{usage}");
+            let _ = std::io::stdout().flush();
+            Err(0)
         }
-        Ok(())
+        Err(why) => Err(usage_error(command, usage, &why)),
     }
 }
 
-fn usage_error(command: &str, why: &str) -> i32 {
-    eprintln!("hostguard {command}: {why}\n\n{USAGE}");
+fn usage_error(command: &str, usage: &str, why: &str) -> i32 {
+    eprintln!("hostguard {command}: {why}\n\n{usage}");
     2
 }
 
@@ -99,19 +126,26 @@ fn usage_error(command: &str, why: &str) -> i32 {
 fn baseline(args: &[String]) -> i32 {
     use crate::host::baseline as hb;
 
-    let flags = Flags { args };
-    if let Err(why) = flags.reject_unknown(&["--state-dir"], &["--show", "--update"]) {
-        return usage_error("baseline", &why);
-    }
-    let dir = match flags.value("--state-dir") {
-        Ok(dir) => dir.unwrap_or(crate::cni::config::DEFAULT_STATE_DIR),
-        Err(why) => return usage_error("baseline", &why),
+    const SPEC: Spec = Spec {
+        options: &[
+            Opt::value("--state-dir"),
+            Opt::switch("--show"),
+            Opt::switch("--update"),
+        ],
+        from_env: false,
     };
+    let flags = match options("baseline", BASELINE_USAGE, &SPEC, args) {
+        Ok(given) => given,
+        Err(status) => return status,
+    };
+    let dir = flags
+        .get("--state-dir")
+        .unwrap_or(crate::cni::config::DEFAULT_STATE_DIR);
     let run = || -> anyhow::Result<()> {
         let state = crate::state::StateDir::open(std::path::Path::new(dir))?;
         let mut nl = crate::netlink::Netlink::new()?;
         let _lock = state.lock("baseline")?;
-        if flags.switch("--update") {
+        if flags.has("--update") {
             // Rules are picked by the conflist's rules.match, which this command does not see:
             // the next ADD records the rules the selectors pick now.
             let fresh = hb::observe(&mut nl)?;
@@ -130,7 +164,7 @@ fn baseline(args: &[String]) -> i32 {
                 baseline.routes.len()
             );
         }
-        if flags.switch("--show") || recorded || flags.switch("--update") {
+        if flags.has("--show") || recorded || flags.has("--update") {
             let assessment = crate::host::route_guard::Assessment::take(&mut nl, &baseline.routes)?;
             for (route, present) in baseline.routes.iter().zip(assessment.present()) {
                 let gone = !present;
@@ -161,29 +195,44 @@ fn baseline(args: &[String]) -> i32 {
 fn uplink(args: &[String]) -> i32 {
     use crate::host::uplink;
 
-    let Some((action, rest)) = args.split_first() else {
-        return usage_error("uplink", "missing action (release)");
+    const SPEC: Spec = Spec {
+        options: &[
+            Opt::value("--interface"),
+            Opt::value("--bridge"),
+            Opt::value("--state-dir"),
+        ],
+        from_env: false,
     };
-    if action != "release" {
-        return usage_error("uplink", &format!("unknown action {action:?}"));
-    }
-    let flags = Flags { args: rest };
-    if let Err(why) = flags.reject_unknown(&["--interface", "--bridge", "--state-dir"], &[]) {
-        return usage_error("uplink release", &why);
-    }
-    let (interface, bridge, dir) = match (
-        flags.value("--interface"),
-        flags.value("--bridge"),
-        flags.value("--state-dir"),
-    ) {
-        (Ok(Some(i)), Ok(Some(b)), Ok(d)) => {
-            (i, b, d.unwrap_or(crate::cni::config::DEFAULT_STATE_DIR))
+    let rest = match args.split_first() {
+        Some((action, rest)) if action == "release" => rest,
+        Some((action, _)) if action == "--help" || action == "-h" => {
+            print!("{UPLINK_USAGE}");
+            let _ = std::io::stdout().flush();
+            return 0;
         }
-        (Err(why), _, _) | (_, Err(why), _) | (_, _, Err(why)) => {
-            return usage_error("uplink release", &why)
+        Some((action, _)) => {
+            return usage_error(
+                "uplink",
+                UPLINK_USAGE,
+                &format!("unknown action {action:?}"),
+            )
         }
-        _ => return usage_error("uplink release", "--interface and --bridge are required"),
+        None => return usage_error("uplink", UPLINK_USAGE, "missing action (release)"),
     };
+    let flags = match options("uplink release", UPLINK_USAGE, &SPEC, rest) {
+        Ok(given) => given,
+        Err(status) => return status,
+    };
+    let (Some(interface), Some(bridge)) = (flags.get("--interface"), flags.get("--bridge")) else {
+        return usage_error(
+            "uplink release",
+            UPLINK_USAGE,
+            "--interface and --bridge are required",
+        );
+    };
+    let dir = flags
+        .get("--state-dir")
+        .unwrap_or(crate::cni::config::DEFAULT_STATE_DIR);
     let state = match crate::state::StateDir::open(std::path::Path::new(dir)) {
         Ok(state) => state,
         Err(err) => {

@@ -27,7 +27,19 @@ use serde::Serialize;
 use crate::host::nm::{self, ConfigDecision, DeviceMatch, NmConfig, NmPaths};
 use crate::keyfile::{self, Dialect};
 
-const USAGE: &str = "usage: hostguard doctor [--root DIR] [--json] [--fix]";
+const USAGE: &str = "\
+usage: hostguard doctor [--root DIR] [--json] [--fix]
+
+Finds the systemd-networkd and NetworkManager settings that fight a CNI (networkd deleting a CNI's
+policy rules and routes on restart, NetworkManager managing a CNI's interfaces), says why each
+matters and how to fix it. Files only: no daemon is asked and the network is not touched.
+
+  --root DIR  look at DIR as the host's / (a mounted node image, or the host's / in a container)
+  --json      print the findings as JSON
+  --fix       write hostguard's own drop-ins (never the operator's files), then check again
+
+Exit status: 0 nothing found, 1 something found or --fix failed, 2 usage.
+";
 
 /// hostguard's networkd drop-in, relative to the root. "50-" leaves room for the operator's own
 /// files on both sides; a later name that sets the keys again wins, and the doctor says so.
@@ -108,47 +120,46 @@ struct Options {
     fix: bool,
 }
 
-fn parse_args(args: &[String]) -> std::result::Result<Options, String> {
-    let mut options = Options {
-        root: PathBuf::from("/"),
-        json: false,
-        fix: false,
+fn parse_args(args: &[String]) -> std::result::Result<Option<Options>, String> {
+    use crate::args::{Opt, Parsed, Spec};
+    const SPEC: Spec = Spec {
+        options: &[
+            Opt::value("--root"),
+            Opt::switch("--json"),
+            Opt::switch("--fix"),
+        ],
+        from_env: false,
     };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--json" => options.json = true,
-            "--fix" => options.fix = true,
-            "--root" => match args.next() {
-                Some(dir) if !dir.is_empty() => options.root = PathBuf::from(dir),
-                _ => return Err("--root needs a directory".into()),
-            },
-            other => match other.strip_prefix("--root=") {
-                Some(dir) if !dir.is_empty() => options.root = PathBuf::from(dir),
-                _ => return Err(format!("unknown argument {other:?}")),
-            },
-        }
-    }
+    let given = match crate::args::parse(&SPEC, args)? {
+        Parsed::Run(given) => given,
+        Parsed::Help => return Ok(None),
+    };
+    let options = Options {
+        root: PathBuf::from(given.get("--root").unwrap_or("/")),
+        json: given.has("--json"),
+        fix: given.has("--fix"),
+    };
     if !options.root.is_dir() {
         return Err(format!(
             "--root {} is not a directory",
             options.root.display()
         ));
     }
-    Ok(options)
+    Ok(Some(options))
 }
 
 /// Runs the subcommand; returns 0 when nothing is found, 1 when something is (or a fix failed),
 /// 2 on a usage error.
 pub fn run(args: &[String]) -> i32 {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return 0;
-    }
     let options = match parse_args(args) {
-        Ok(options) => options,
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            print!("{USAGE}");
+            let _ = std::io::stdout().flush();
+            return 0;
+        }
         Err(message) => {
-            eprintln!("hostguard doctor: {message}\n{USAGE}");
+            eprintln!("hostguard doctor: {message}\n\n{USAGE}");
             return 2;
         }
     };

@@ -3,6 +3,7 @@
 //! `main.rs` is only the entry point; everything lives here so integration tests and benches
 //! reach it.
 
+pub mod args;
 pub mod atomic;
 pub mod cli;
 pub mod cni;

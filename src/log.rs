@@ -1,11 +1,19 @@
 //! Diagnostics for CNI mode: JSON lines in `logFile` (timestamp, verb, container, interface,
 //! message, duration), and warnings and errors also on stderr, which runtimes keep. stdout is
 //! reserved for the protocol.
+//!
+//! The file is rotated so that it cannot fill the disk: a line that would take it past
+//! `logMaxSizeMB` first renames it to `logFile.1` (and `.1` to `.2` ..., keeping `logMaxFiles`
+//! files in all, the live one included). Many plugin processes write the same file at once, so
+//! each line is written under an exclusive `flock` of the file, after checking that the path
+//! still names the file this process has open: a writer that finds it renamed reopens the path.
+//! Only the holder of the live file's lock renames it, so no line goes into a file that is being
+//! rotated away, and one `write(2)` per line keeps lines whole.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use nix::libc;
@@ -13,8 +21,34 @@ use serde_json::{json, Value};
 
 use crate::cni::config::LogLevel;
 
+/// How big the log may grow: `max_files` files (the live one included) of at most `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub max_files: u32,
+}
+
+impl Rotation {
+    pub fn from_config(max_size_mb: u64, max_files: u32) -> Rotation {
+        Rotation {
+            max_bytes: max_size_mb.saturating_mul(1024 * 1024),
+            max_files,
+        }
+    }
+}
+
+/// A line that cannot be written after this many reopenings is dropped (the path keeps
+/// changing under us: someone else is replacing it on purpose).
+const REOPEN_ATTEMPTS: usize = 16;
+
+struct LogFile {
+    path: PathBuf,
+    file: File,
+    rotation: Rotation,
+}
+
 pub struct Logger {
-    file: Option<File>,
+    file: Option<LogFile>,
     level: LogLevel,
     verb: &'static str,
     container_id: String,
@@ -36,25 +70,16 @@ impl Logger {
 
     /// Starts writing to `path`. A log file that cannot be opened is reported on stderr and does
     /// not fail the CNI call: losing a log line is better than failing a pod.
-    ///
-    /// Only a regular file is written: `O_NONBLOCK` keeps a FIFO planted at the path from
-    /// blocking the open (and with it every CNI call) until a reader appears, and the type is
-    /// checked on the opened descriptor.
-    pub fn open_file(&mut self, path: &Path, level: LogLevel) {
+    pub fn open_file(&mut self, path: &Path, level: LogLevel, rotation: Rotation) {
         self.level = level;
-        let opened = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-            .and_then(|file| match file.metadata() {
-                Ok(meta) if meta.is_file() => Ok(file),
-                Ok(_) => Err(std::io::Error::other("not a regular file")),
-                Err(err) => Err(err),
-            });
-        match opened {
-            Ok(file) => self.file = Some(file),
+        match open_log(path) {
+            Ok(file) => {
+                self.file = Some(LogFile {
+                    path: path.to_path_buf(),
+                    file,
+                    rotation,
+                })
+            }
             Err(err) => eprintln!("hostguard: cannot open log file {}: {err}", path.display()),
         }
     }
@@ -104,9 +129,96 @@ impl Logger {
         }
         let mut text = line.to_string();
         text.push('\n');
-        // One write(2) per line with O_APPEND keeps lines whole when several plugins share a file.
-        let _ = file.write_all(text.as_bytes());
+        if let Err(err) = file.append(text.as_bytes()) {
+            eprintln!(
+                "hostguard: cannot write log file {}: {err}",
+                file.path.display()
+            );
+        }
     }
+}
+
+/// Only a regular file is written: `O_NONBLOCK` keeps a FIFO planted at the path from blocking
+/// the open (and with it every CNI call) until a reader appears, and the type is checked on the
+/// opened descriptor; `O_NOFOLLOW` refuses a symlink.
+fn open_log(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .and_then(|file| match file.metadata() {
+            Ok(meta) if meta.is_file() => Ok(file),
+            Ok(_) => Err(std::io::Error::other("not a regular file")),
+            Err(err) => Err(err),
+        })
+}
+
+impl LogFile {
+    /// Writes one line, rotating first when it would not fit (see the module comment).
+    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+        use fs2::FileExt;
+        for _ in 0..REOPEN_ATTEMPTS {
+            self.file.lock_exclusive()?;
+            let outcome = self.append_locked(line);
+            // Closing a descriptor drops its lock too; unlocking first keeps it short.
+            let _ = FileExt::unlock(&self.file);
+            match outcome? {
+                Appended::Written => return Ok(()),
+                Appended::Moved => self.file = open_log(&self.path)?,
+            }
+        }
+        Err(std::io::Error::other(
+            "the log file kept being replaced; line dropped",
+        ))
+    }
+
+    fn append_locked(&mut self, line: &[u8]) -> std::io::Result<Appended> {
+        let open = self.file.metadata()?;
+        let at_path = match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Appended::Moved),
+            Err(err) => return Err(err),
+        };
+        if (at_path.dev(), at_path.ino()) != (open.dev(), open.ino()) {
+            return Ok(Appended::Moved);
+        }
+        let size = open.len();
+        if size > 0 && size.saturating_add(line.len() as u64) > self.rotation.max_bytes {
+            rotate(&self.path, self.rotation.max_files)?;
+            return Ok(Appended::Moved);
+        }
+        // One write(2) per line with O_APPEND keeps lines whole even for a writer without flock.
+        self.file.write_all(line)?;
+        Ok(Appended::Written)
+    }
+}
+
+enum Appended {
+    Written,
+    /// The path names another file now (rotated, removed, replaced): reopen and try again.
+    Moved,
+}
+
+/// `path.{n-1}` → `path.{n}` ... `path` → `path.1`, oldest first so nothing is overwritten but
+/// the file past the limit. Called with the live file's lock held.
+fn rotate(path: &Path, max_files: u32) -> std::io::Result<()> {
+    let numbered = |n: u32| {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    };
+    if max_files <= 1 {
+        return std::fs::remove_file(path);
+    }
+    for n in (1..max_files - 1).rev() {
+        match std::fs::rename(numbered(n), numbered(n + 1)) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, numbered(1))
 }
 
 /// UTC time as `2026-11-22T10:04:05.123Z`, without a date crate: the civil-from-days algorithm.
@@ -140,6 +252,131 @@ fn rfc3339(secs: u64, millis: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory of the test's own, removed when the test ends, failed or not.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("hg-log-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Every file of the log, the live one first.
+    fn log_files(path: &Path) -> Vec<PathBuf> {
+        let dir = path.parent().unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(name))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Writers with their own descriptors, as separate plugin processes have, all rotating one
+    /// small log: every line is whole JSON, none is lost, no file passes the limit.
+    fn hammer(dir: &Scratch, rotation: Rotation) -> (PathBuf, Vec<Value>) {
+        const WRITERS: usize = 8;
+        const LINES: usize = 400;
+        let path = dir.0.join("hostguard.log");
+        std::thread::scope(|scope| {
+            for writer in 0..WRITERS {
+                let path = &path;
+                scope.spawn(move || {
+                    let mut log = Logger::new("ADD", Some(&format!("writer{writer}")), None);
+                    log.open_file(path, LogLevel::Info, rotation);
+                    for n in 0..LINES {
+                        log.info(&format!("line {n} of writer {writer}"));
+                    }
+                });
+            }
+        });
+        let mut lines = Vec::new();
+        for file in log_files(&path) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(
+                text.len() as u64 <= rotation.max_bytes,
+                "{} is {} bytes",
+                file.display(),
+                text.len()
+            );
+            for line in text.lines() {
+                let value: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{}: broken line {line:?}: {e}", file.display()));
+                lines.push(value);
+            }
+        }
+        (path, lines)
+    }
+
+    #[test]
+    fn concurrent_writers_rotate_without_losing_or_mixing_lines() {
+        let rotation = Rotation {
+            max_bytes: 64 * 1024,
+            max_files: 100,
+        };
+        let dir = Scratch::new("all");
+        let (path, lines) = hammer(&dir, rotation);
+        assert_eq!(lines.len(), 8 * 400, "lines lost");
+        let files = log_files(&path);
+        assert!(files.len() > 3, "no rotation happened: {files:?}");
+        for writer in 0..8 {
+            let mine: Vec<&Value> = lines
+                .iter()
+                .filter(|l| l["containerID"] == format!("writer{writer}"))
+                .collect();
+            assert_eq!(mine.len(), 400, "writer {writer}");
+        }
+    }
+
+    #[test]
+    fn only_max_files_files_are_kept() {
+        let rotation = Rotation {
+            max_bytes: 16 * 1024,
+            max_files: 3,
+        };
+        let dir = Scratch::new("capped");
+        let (path, lines) = hammer(&dir, rotation);
+        let files = log_files(&path);
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["hostguard.log", "hostguard.log.1", "hostguard.log.2"]
+        );
+        // The oldest went: 3 files of 16 KiB cannot hold 3,200 lines of over 100 bytes.
+        assert!(lines.len() < 8 * 400, "{} lines kept", lines.len());
+    }
+
+    #[test]
+    fn one_file_means_the_log_starts_over() {
+        let dir = Scratch::new("one");
+        let path = dir.0.join("hostguard.log");
+        std::fs::write(&path, vec![b'x'; 2048]).unwrap();
+        let mut log = Logger::new("DEL", None, None);
+        let rotation = Rotation {
+            max_bytes: 1024,
+            max_files: 1,
+        };
+        log.open_file(&path, LogLevel::Info, rotation);
+        log.info("fresh");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with('{') && text.contains("fresh"), "{text}");
+        assert_eq!(log_files(&path), vec![path]);
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

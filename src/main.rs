@@ -37,8 +37,14 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
         if std::env::var_os("CNI_COMMAND").is_some() {
             hostguard::cni::run()
         } else {
-            let args: Vec<String> = std::env::args().skip(1).collect();
-            hostguard::cli::run(&args)
+            // std::env::args would panic on an argument that is not UTF-8: a usage error here.
+            match hostguard::args::utf8(std::env::args_os().skip(1).collect()) {
+                Ok(args) => hostguard::cli::run(&args),
+                Err(why) => {
+                    eprintln!("hostguard: {why}");
+                    2
+                }
+            }
         }
     })
     // The panic hook has printed the message; 101 is what a Rust program exits with then.

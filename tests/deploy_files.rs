@@ -1,8 +1,10 @@
 //! What an operator deploys: the example chained conflists in `conflists/` and the DaemonSet in
 //! `deploy/`. Each conflist must be a chain a runtime loads, ending in exactly one hostguard entry
 //! made of keys hostguard knows, and the real binary must accept that entry: an ADD with it runs
-//! in a throwaway namespace that has the interfaces its `waitFor` names. The manifest is checked
-//! line by line (no YAML crate), and structurally too when PyYAML is installed.
+//! in a throwaway namespace that has the interfaces its `waitFor` names. The manifests are
+//! checked against the Kubernetes API's object model offline (tests/k8s/schema_check.py, with
+//! Debian's python3-yaml and python3-kubernetes: `kubectl --dry-run=client` needs a server), then
+//! their containers are run as configured, with their host paths moved into a temp dir.
 
 use crate::common;
 
@@ -19,6 +21,10 @@ use serde_json::{json, Map, Value};
 const PRIMARIES: [&str; 5] = ["bridge", "flannel", "calico", "cilium-cni", "azure-vnet"];
 
 const MANIFEST: &str = "deploy/hostguard-daemonset.yaml";
+const UNINSTALL_MANIFEST: &str = "deploy/hostguard-uninstall.yaml";
+/// Debian's interpreter: python3-yaml and python3-kubernetes are installed for it, not for
+/// whatever python3 comes first on PATH.
+const PYTHON: &str = "/usr/bin/python3";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -204,220 +210,276 @@ fn the_binary_accepts_every_example_entry() {
     }
 }
 
-// --- the DaemonSet manifest, line by line -------------------------------------
+// --- the manifests -------------------------------------------------------------
 
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
+/// The objects of `manifests`, after the schema check passed.
+fn schema_checked(manifests: &[&Path]) -> Result<Vec<Value>, String> {
+    let out = Command::new(PYTHON)
+        .arg(repo().join("tests/k8s/schema_check.py"))
+        .args(manifests)
+        .output()
+        .unwrap_or_else(|e| panic!("{PYTHON}: {e} (apt-get install python3)"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("No module named"),
+        "{stderr}: apt-get install python3-yaml python3-kubernetes (scripts/lib/deps.sh)"
+    );
+    if !out.status.success() {
+        return Err(stderr);
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
 }
 
-/// The lines below `lines[at]` that are indented deeper than it (its YAML block).
-fn block_after<'a>(lines: &[&'a str], at: usize) -> Vec<&'a str> {
-    let base = indent(lines[at]);
-    lines[at + 1..]
+fn objects() -> Vec<Value> {
+    let (ds, un) = (repo().join(MANIFEST), repo().join(UNINSTALL_MANIFEST));
+    schema_checked(&[&ds, &un]).unwrap_or_else(|problems| panic!("{problems}"))
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
         .iter()
-        .take_while(|l| l.trim().is_empty() || indent(l) > base)
-        .copied()
-        .collect()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
-/// The block of the first line that reads exactly `key` (trimmed).
-fn block<'a>(lines: &[&'a str], key: &str) -> Vec<&'a str> {
-    let at = lines
-        .iter()
-        .position(|l| l.trim() == key)
-        .unwrap_or_else(|| panic!("{MANIFEST}: no line {key:?}"));
-    block_after(lines, at)
+fn container<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
+    pod[list]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no {list} {name}"))
 }
 
-/// The list item (`- ...` and its continuation lines) that holds `lines[at]`.
-fn item_at<'a>(lines: &[&'a str], at: usize) -> Vec<&'a str> {
-    let start = (0..=at)
-        .rev()
-        .find(|&i| lines[i].trim_start().starts_with("- ") && indent(lines[i]) < indent(lines[at]))
-        .unwrap_or_else(|| panic!("{MANIFEST}: {:?} is not in a list item", lines[at]));
-    let mut item = vec![lines[start]];
-    item.extend(block_after(lines, start));
-    item
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
-/// The list item that holds the first line reading `wanted`.
-fn item_with<'a>(lines: &[&'a str], wanted: &str) -> Vec<&'a str> {
-    let at = lines
-        .iter()
-        .position(|l| l.trim() == wanted)
-        .unwrap_or_else(|| panic!("{MANIFEST}: no line {wanted:?}"));
-    item_at(lines, at)
+fn env_of(container: &Value) -> BTreeMap<String, String> {
+    container["env"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|e| {
+                    let value = e["value"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{e}: no value"));
+                    (e["name"].as_str().unwrap().to_string(), value.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-fn trimmed<'a>(lines: &[&'a str]) -> Vec<&'a str> {
-    lines.iter().map(|l| l.trim()).collect()
-}
-
-/// `- name: X` / `value: Y` pairs of an `env:` list inside `lines`.
-fn env_of(lines: &[&str]) -> BTreeMap<String, String> {
-    let all = trimmed(lines);
-    let mut env = BTreeMap::new();
-    for (i, line) in all.iter().enumerate() {
-        if let Some(name) = line.strip_prefix("- name: ") {
-            if let Some(value) = all.get(i + 1).and_then(|l| l.strip_prefix("value: ")) {
-                env.insert(name.to_string(), value.trim_matches('"').to_string());
-            }
+/// Mount path -> (host path, read-only) of a container's hostPath volumes.
+fn host_mounts(pod: &Value, container: &Value) -> BTreeMap<String, (String, bool)> {
+    let mut out = BTreeMap::new();
+    for mount in container["volumeMounts"].as_array().unwrap() {
+        let name = mount["name"].as_str().unwrap();
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("volume {name} is mounted but not declared"));
+        if let Some(host) = volume["hostPath"]["path"].as_str() {
+            out.insert(
+                mount["mountPath"].as_str().unwrap().to_string(),
+                (host.to_string(), mount["readOnly"] == true),
+            );
         }
     }
-    env
+    out
 }
 
-fn manifest() -> String {
-    std::fs::read_to_string(repo().join(MANIFEST)).unwrap()
-}
-
-/// The `plugin-config.json: |` literal block of the ConfigMap, de-indented.
-fn plugin_config(lines: &[&str]) -> Map<String, Value> {
-    let body = block(lines, "plugin-config.json: |");
-    let text: String = body.iter().map(|l| format!("{}\n", l.trim())).collect();
-    match serde_json::from_str(&text) {
+fn plugin_config(objects: &[Value]) -> Map<String, Value> {
+    let cm = find(objects, "ConfigMap", "hostguard-config");
+    match serde_json::from_str(cm["data"]["plugin-config.json"].as_str().unwrap()) {
         Ok(Value::Object(map)) => map,
         other => panic!("{MANIFEST}: plugin-config.json is not a JSON object: {other:?}"),
     }
 }
 
 #[test]
-fn the_daemonset_installs_in_an_init_container_and_watches_in_another() {
-    let text = manifest();
-    let lines: Vec<&str> = text.lines().collect();
-    let docs: Vec<&str> = text.split("\n---\n").collect();
-    let kinds: Vec<&str> = docs
-        .iter()
-        .filter_map(|d| d.lines().find(|l| l.starts_with("kind: ")))
-        .collect();
-    assert_eq!(
-        kinds,
-        ["kind: ServiceAccount", "kind: ConfigMap", "kind: DaemonSet"]
-    );
-    let all = trimmed(&lines);
-    assert!(all.contains(&"hostNetwork: true"));
-    assert!(all.contains(&"priorityClassName: system-node-critical"));
-    // one toleration without a key tolerates every taint
-    assert_eq!(
-        trimmed(&block(&lines, "tolerations:")),
-        ["- operator: Exists"]
-    );
-
-    let init = block(&lines, "initContainers:");
-    let main = block(&lines, "containers:");
-    for container in [&init, &main] {
-        assert!(trimmed(container).contains(&"- /usr/local/bin/install-cni.sh"));
-    }
-    let init_env = env_of(&init);
-    let main_env = env_of(&main);
-    for (name, value) in [
-        ("HOSTGUARD_BIN", "/usr/local/bin/hostguard"),
-        ("CNI_CONF_DIR", "/etc/cni/net.d"),
-        ("CNI_BIN_DIR", "/opt/cni/bin"),
-        ("HOSTGUARD_STATE_DIR", "/var/lib/cni/hostguard"),
+fn the_schema_check_finds_what_the_api_would_refuse() {
+    let dir = TempDir::new("schema");
+    let text = std::fs::read_to_string(repo().join(MANIFEST)).unwrap();
+    for (from, to, wanted) in [
         (
-            "HOSTGUARD_PLUGIN_CONFIG",
-            "/etc/hostguard/plugin-config.json",
+            "hostNetwork: true",
+            "hostNetwrk: true",
+            "not a field of V1PodSpec",
         ),
+        ("- name: guard", "- nme: guard", "V1Container needs name"),
+        ("periodSeconds: 10", "periodSeconds: ten", "expected int"),
     ] {
-        assert_eq!(
-            init_env.get(name).map(String::as_str),
-            Some(value),
-            "init {name}"
-        );
-    }
-    assert_ne!(
-        init_env.get("HOSTGUARD_WATCH").map(String::as_str),
-        Some("true"),
-        "the init container must end"
-    );
-    assert_eq!(
-        main_env.get("HOSTGUARD_WATCH").map(String::as_str),
-        Some("true")
-    );
-    assert_eq!(
-        main_env.get("CNI_CONF_DIR").map(String::as_str),
-        Some("/etc/cni/net.d")
-    );
-
-    // every variable set is one the entrypoint reads
-    let entrypoint = std::fs::read_to_string(repo().join("scripts/install-cni.sh")).unwrap();
-    for name in init_env.keys().chain(main_env.keys()) {
-        assert!(
-            entrypoint.contains(&format!("${{{name}")),
-            "install-cni.sh does not read {name}"
-        );
-    }
-
-    // the installer only writes files: no privilege, no capability
-    assert!(!all.contains(&"privileged: true"));
-    assert!(!all.iter().any(|l| l.starts_with("add:")));
-    assert_eq!(
-        all.iter()
-            .filter(|l| **l == "allowPrivilegeEscalation: false")
-            .count(),
-        2
-    );
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim() == "drop:" {
-            assert_eq!(trimmed(&block_after(&lines, i)), ["- ALL"]);
-        }
+        assert!(text.contains(from), "{from}");
+        let broken = dir.join("broken.yaml");
+        std::fs::write(&broken, text.replacen(from, to, 1)).unwrap();
+        let problems = schema_checked(&[&broken]).expect_err(to);
+        assert!(problems.contains(wanted), "{to}: {problems}");
     }
 }
 
 #[test]
-fn the_daemonset_mounts_the_host_paths_it_needs_and_network_manager_read_only() {
-    let text = manifest();
-    let lines: Vec<&str> = text.lines().collect();
-    let volumes = trimmed(&block(&lines, "volumes:"));
-    for path in [
-        "/etc/cni/net.d",
-        "/opt/cni/bin",
-        "/var/lib/cni/hostguard",
-        "/run/NetworkManager",
-    ] {
-        let line = format!("path: {path}");
-        assert!(volumes.contains(&line.as_str()), "no hostPath {path}");
-        // each volume is mounted at the same path, so the paths install writes are the host's
-        let mount = format!("mountPath: {path}");
+fn the_daemonset_installs_first_then_guards_with_probes_and_metrics() {
+    let objects = objects();
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["ServiceAccount", "ConfigMap", "DaemonSet", "DaemonSet"]
+    );
+    let ds = find(&objects, "DaemonSet", "hostguard");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(
+        ds["spec"]["selector"]["matchLabels"],
+        ds["spec"]["template"]["metadata"]["labels"]
+    );
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert_eq!(pod["tolerations"], json!([{"operator": "Exists"}]));
+    assert_eq!(pod["securityContext"]["seLinuxOptions"]["type"], "spc_t");
+
+    let install = container(pod, "initContainers", "install");
+    assert_eq!(strings(&install["args"]), ["install"]);
+    assert!(install["command"].is_null(), "the image's entry point runs");
+    let env = env_of(install);
+    assert!(
+        !env.contains_key("HOSTGUARD_WATCH"),
+        "the init step must end"
+    );
+    assert_eq!(env["HOSTGUARD_HOST_ROOT"], "/host");
+    // every variable is one of install's options, by the rule the binary derives them with
+    let help = Command::new(common::BIN)
+        .args(["install", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for name in env.keys() {
+        let flag = format!(
+            "--{}",
+            name.strip_prefix("HOSTGUARD_")
+                .unwrap_or_else(|| panic!("{name} is not a HOSTGUARD_ variable"))
+                .to_lowercase()
+                .replace('_', "-")
+        );
         assert!(
-            lines.iter().any(|l| l.trim() == mount),
-            "{path} is not mounted at the host's path"
+            help.contains(&format!("  {flag} ")),
+            "{name}: install has no {flag}"
         );
     }
-    let mut nm_mounts = 0;
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim() == "mountPath: /run/NetworkManager" {
-            let item = trimmed(&item_at(&lines, i));
-            assert!(item.contains(&"readOnly: true"), "{item:?}");
-            nm_mounts += 1;
-        }
+
+    let guard = container(pod, "containers", "guard");
+    let args = strings(&guard["args"]);
+    assert_eq!(args[0], "guard");
+    let addr = args[args.iter().position(|a| *a == "--metrics-addr").unwrap() + 1];
+    let port: u64 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(guard["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(guard["readinessProbe"]["httpGet"]["port"], port);
+    assert_eq!(guard["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(guard["livenessProbe"]["httpGet"]["port"], port);
+    let annotations = &ds["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], port.to_string());
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+
+    // the least capabilities: none to install, CAP_NET_ADMIN alone to guard
+    for (c, added) in [(install, json!(null)), (guard, json!(["NET_ADMIN"]))] {
+        let sc = &c["securityContext"];
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{}", c["name"]);
+        assert_eq!(sc["capabilities"]["add"], added, "{}", c["name"]);
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_ne!(sc["privileged"], true);
     }
-    assert!(nm_mounts > 0);
-    let nm = trimmed(&item_with(&lines, "path: /run/NetworkManager"));
+}
+
+#[test]
+fn the_daemonset_mounts_its_host_paths_and_the_host_root_read_only() {
+    let objects = objects();
+    let pod = &find(&objects, "DaemonSet", "hostguard")["spec"]["template"]["spec"];
+    let install = host_mounts(pod, container(pod, "initContainers", "install"));
+    let guard = host_mounts(pod, container(pod, "containers", "guard"));
+    for (mounts, path, read_only) in [
+        (&install, "/etc/cni/net.d", false),
+        (&install, "/opt/cni/bin", false),
+        (&install, "/var/lib/cni/hostguard", false),
+        (&guard, "/etc/cni/net.d", false),
+        (&guard, "/var/lib/cni/hostguard", false),
+        (&guard, "/run/hostguard", false),
+        (&guard, "/var/log/hostguard", false),
+        (&guard, "/run/NetworkManager", true),
+    ] {
+        // at the host's own path, so the paths written into the conflist are the host's
+        assert_eq!(
+            mounts.get(path),
+            Some(&(path.to_string(), read_only)),
+            "{path}"
+        );
+    }
+    assert_eq!(install.get("/host"), Some(&("/".to_string(), true)));
+    // the log the guard writes is inside a directory it has writable
+    let log = plugin_config(&objects)["logFile"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
-        !nm.iter().any(|l| l.starts_with("type:")),
-        "a node without NetworkManager must still start the pod: {nm:?}"
+        guard
+            .iter()
+            .any(|(mount, (_, ro))| !ro && log.starts_with(&format!("{mount}/"))),
+        "{log} is not under a writable mount of the guard"
+    );
+    let nm = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["hostPath"]["path"] == "/run/NetworkManager")
+        .unwrap();
+    assert!(
+        nm["hostPath"]["type"].is_null(),
+        "a node without NetworkManager must still start the pod"
     );
 }
 
 #[test]
 fn the_daemonset_plugin_config_is_accepted_by_the_binary() {
-    let text = manifest();
-    let lines: Vec<&str> = text.lines().collect();
-    let config = plugin_config(&lines);
+    let config = plugin_config(&objects());
     assert!(!config.contains_key("type"), "install adds the type itself");
     assert_known_keys("plugin-config.json", &config);
     assert_accepted("plugin-config.json", &config, "1.0.0", "k8s-pod-network");
 }
 
-/// The init container as the manifest configures it, with its mounts moved into a temp dir: it
-/// chains the upstream conflist, copies the binary and records the baseline.
+/// Runs a container of a manifest with the binary in place of its image: its args, its env, and
+/// every absolute path moved under `dir`, inside `node`.
+fn run_as_configured(container: &Value, dir: &TempDir, node: &Netns) -> std::process::Output {
+    let moved = |value: &str| {
+        if value.starts_with('/') {
+            dir.join(value.trim_start_matches('/'))
+                .display()
+                .to_string()
+        } else {
+            value.to_string()
+        }
+    };
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &node.name, common::BIN])
+        .args(strings(&container["args"]).into_iter().map(moved))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (name, value) in env_of(container) {
+        cmd.env(name, moved(&value));
+    }
+    cmd.output().unwrap()
+}
+
+/// The install step as the manifest configures it chains the upstream, copies the binary and
+/// records the baseline; the uninstall workload then takes the conflist away again and leaves the
+/// primary's file as it was.
 #[test]
-fn the_init_container_as_configured_chains_the_upstream() {
-    let text = manifest();
-    let lines: Vec<&str> = text.lines().collect();
-    let env = env_of(&block(&lines, "initContainers:"));
+fn install_then_the_uninstall_workload_as_configured() {
+    let objects = objects();
+    let pod = &find(&objects, "DaemonSet", "hostguard")["spec"]["template"]["spec"];
     let node = Netns::new("dfinit");
     node.ip("link add eth0 type veth peer name up0");
     node.ip("addr add 172.26.0.3/27 dev eth0");
@@ -427,39 +489,22 @@ fn the_init_container_as_configured_chains_the_upstream() {
     let dir = TempDir::new("dfinit");
     let upstream_dir = dir.join("etc/cni/net.d");
     std::fs::create_dir_all(&upstream_dir).unwrap();
+    std::fs::create_dir_all(dir.join("host")).unwrap();
     let mut upstream = conflists()["bridge.conflist"].clone();
     upstream["plugins"].as_array_mut().unwrap().pop();
     let upstream_text = serde_json::to_string_pretty(&upstream).unwrap();
     std::fs::write(upstream_dir.join("10-bridge.conflist"), &upstream_text).unwrap();
-    let config = plugin_config(&lines);
+    let config = plugin_config(&objects);
     let config_path = dir.join("etc/hostguard/plugin-config.json");
     std::fs::create_dir_all(config_path.parent().unwrap()).unwrap();
     std::fs::write(&config_path, Value::Object(config.clone()).to_string()).unwrap();
 
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &node.name, "bash"])
-        .arg(repo().join("scripts/install-cni.sh"))
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    for (name, value) in &env {
-        let value = match name.as_str() {
-            "HOSTGUARD_BIN" => common::BIN.to_string(),
-            // a path of the container: the same path under the temp dir
-            _ if value.starts_with('/') => dir
-                .join(value.trim_start_matches('/'))
-                .display()
-                .to_string(),
-            _ => value.clone(),
-        };
-        cmd.env(name, value);
-    }
-    let out = cmd.output().unwrap();
+    let out = run_as_configured(container(pod, "initContainers", "install"), &dir, &node);
     assert!(
         out.status.success(),
-        "install-cni.sh: {}",
+        "install: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-
     let chained: Value = serde_json::from_str(
         &std::fs::read_to_string(upstream_dir.join("00-hostguard.conflist")).unwrap(),
     )
@@ -474,121 +519,37 @@ fn the_init_container_as_configured_chains_the_upstream() {
     want["hostguardInstall"] =
         serde_json::json!({"output": "00-hostguard.conflist", "upstream": "10-bridge.conflist"});
     assert_eq!(chained, want);
-    assert_eq!(
-        std::fs::read_to_string(upstream_dir.join("10-bridge.conflist")).unwrap(),
-        upstream_text,
-        "the upstream file must stay as it was"
-    );
     let bin = dir.join("opt/cni/bin/hostguard");
     assert!(bin.is_file(), "no {}", bin.display());
     let baseline =
         std::fs::read_to_string(dir.join("var/lib/cni/hostguard/baseline.json")).unwrap();
     assert!(baseline.contains("172.26.0.1"), "{baseline}");
-}
 
-/// With PyYAML (Debian's python3-yaml, which scripts/test.sh installs), the manifest is also
-/// loaded as YAML and the same facts are checked on its structure.
-#[test]
-fn the_daemonset_is_valid_yaml_with_the_same_structure() {
-    let path = repo().join(MANIFEST);
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, yaml; json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)",
-        ])
-        .arg(&path)
-        .output();
-    let out = match out {
-        Ok(out) if out.status.success() => out,
-        Ok(out) if String::from_utf8_lossy(&out.stderr).contains("No module named") => {
-            eprintln!(
-                "note: PyYAML is missing (apt-get install python3-yaml); only the line checks ran"
-            );
-            return;
-        }
-        Ok(out) => panic!(
-            "{MANIFEST}: not valid YAML: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(err) => {
-            eprintln!("note: python3 not found ({err}); only the line checks ran");
-            return;
-        }
-    };
-    let docs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
-    let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
-    let pod = &ds["spec"]["template"]["spec"];
+    let un = &find(&objects, "DaemonSet", "hostguard-uninstall")["spec"]["template"]["spec"];
+    assert_eq!(un["tolerations"], json!([{"operator": "Exists"}]));
+    let step = container(un, "initContainers", "uninstall");
+    assert_eq!(strings(&step["args"])[0], "uninstall");
     assert_eq!(
-        ds["spec"]["selector"]["matchLabels"],
-        ds["spec"]["template"]["metadata"]["labels"]
+        step["securityContext"]["capabilities"]["drop"],
+        json!(["ALL"])
     );
-    assert_eq!(pod["hostNetwork"], true);
-    assert_eq!(pod["priorityClassName"], "system-node-critical");
-    assert_eq!(pod["tolerations"], json!([{"operator": "Exists"}]));
-
-    let host_paths: BTreeMap<&str, &str> = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| Some((v["name"].as_str()?, v["hostPath"]["path"].as_str()?)))
-        .collect();
-    let init = &pod["initContainers"][0];
-    let watch = &pod["containers"][0];
-    let env = |c: &Value, name: &str| -> Option<String> {
-        c["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"]
-            .as_str()
-            .map(str::to_string)
-    };
-    assert_eq!(init["command"], json!(["/usr/local/bin/install-cni.sh"]));
-    assert_eq!(watch["command"], json!(["/usr/local/bin/install-cni.sh"]));
-    assert_eq!(env(init, "HOSTGUARD_WATCH"), None);
-    assert_eq!(env(watch, "HOSTGUARD_WATCH").as_deref(), Some("true"));
-    assert_eq!(env(init, "HOSTGUARD_TIMEOUT").as_deref(), Some("300"));
-    for container in [init, watch] {
-        assert_eq!(
-            container["securityContext"]["capabilities"]["drop"],
-            json!(["ALL"])
+    for _ in 0..2 {
+        // a second run (a restarted pod) finds nothing to do and still succeeds
+        let out = run_as_configured(step, &dir, &node);
+        assert!(
+            out.status.success(),
+            "uninstall: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        assert!(container["securityContext"]["capabilities"]["add"].is_null());
-        assert_eq!(
-            container["securityContext"]["allowPrivilegeEscalation"],
-            false
-        );
-        for mount in container["volumeMounts"].as_array().unwrap() {
-            let name = mount["name"].as_str().unwrap();
-            let declared = pod["volumes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|v| v["name"] == name);
-            assert!(declared, "volume {name} is mounted but not declared");
-            if let Some(host) = host_paths.get(name) {
-                assert_eq!(mount["mountPath"], *host, "{name}");
-            }
-            if mount["mountPath"] == "/run/NetworkManager" {
-                assert_eq!(mount["readOnly"], true);
-            }
-        }
+        assert!(!upstream_dir.join("00-hostguard.conflist").exists());
     }
-    let mounted: Vec<&str> = init["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["mountPath"].as_str())
-        .collect();
-    for path in [
-        "/etc/cni/net.d",
-        "/opt/cni/bin",
-        "/var/lib/cni/hostguard",
-        "/run/NetworkManager",
-    ] {
-        assert!(mounted.contains(&path), "install does not mount {path}");
-    }
-    let lines: Vec<String> = manifest().lines().map(str::to_string).collect();
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let text_config = Value::Object(plugin_config(&refs));
-    let yaml_config: Value =
-        serde_json::from_str(cm["data"]["plugin-config.json"].as_str().unwrap()).unwrap();
-    assert_eq!(text_config, yaml_config);
+    assert_eq!(
+        std::fs::read_to_string(upstream_dir.join("10-bridge.conflist")).unwrap(),
+        upstream_text,
+        "the upstream file must stay as it was"
+    );
+    assert!(
+        bin.is_file(),
+        "pods created while chained still need the binary for DEL"
+    );
 }

@@ -8,7 +8,9 @@ HG_DEB_PACKAGES=(
 	containerd podman runc busybox-static # the other real clients' e2e runs
 	golang-go golang-github-appc-cni-dev # the libcni driver (tests/cnidriver)
 	jq iproute2 iptables hyperfine
-	python3-yaml # tests/deploy_files.rs loads the DaemonSet manifest with PyYAML
+	python3-yaml python3-kubernetes # tests/k8s/schema_check.py: the manifests against the API's model
+	binutils # strip and readelf: scripts/release.sh, scripts/e2e-image.sh
+	python3-grpcio python3-grpc-tools gcc libc6-dev # scripts/e2e-cri.sh: CRI stubs, the static pause program
 )
 
 hg_missing_packages() {

@@ -23,7 +23,9 @@
 #   hg_busybox_rootfs DIR       a rootfs with busybox and its applets
 #   hg_trace_wrapper REAL OUT TRACE_DIR
 #                               OUT: a plugin that records each call, runs REAL
-#   hg_containerd_start DIR     a private containerd; HG_CTD_SOCK, HG_CONTAINERD
+#   hg_containerd_start DIR [SANDBOX_IMAGE]
+#                               a private containerd (CRI on with an image);
+#                               HG_CTD_SOCK, HG_CONTAINERD
 #   hg_ctr ARGS...              ctr against it
 #   hg_containerd_stop          delete every task and container, stop it
 #   hg_podman_setup DIR         containers.conf & co; HG_PODMAN_CONF
@@ -160,19 +162,49 @@ hg_trace_calls() {
 
 # --- containerd ---------------------------------------------------------------
 
-# hg_containerd_start DIR: a containerd whose config, root, state and sockets
-# are in DIR, with the CRI plugin (and the one that creates /opt/containerd)
-# disabled, running in the holder. Waits until it answers (at most 10 s).
+# hg_containerd_start DIR [SANDBOX_IMAGE]: a containerd whose config, root,
+# state and sockets are in DIR, with the plugin that creates /opt/containerd
+# disabled, running in the holder. Without SANDBOX_IMAGE the CRI plugin is
+# disabled too (ctr needs none of it); with it, CRI serves on the same socket
+# the way a kubelet uses it: pod sandboxes of SANDBOX_IMAGE (import it into
+# namespace k8s.io with the native snapshotter), runc with cgroupfs, CNI from
+# the holder's /etc/cni/net.d and /opt/cni/bin. Waits until it answers (at
+# most 10 s).
 hg_containerd_start() {
-	local dir=$1 i
+	local dir=$1 sandbox=${2:-} i cri_disabled='"io.containerd.grpc.v1.cri",' cri_config=
 	mkdir -p "$dir"
 	HG_CTD_SOCK=$dir/containerd.sock
+	if [[ -n $sandbox ]]; then
+		cri_disabled=
+		# restrict_oom_score_adj: lowering a score needs CAP_SYS_RESOURCE, which
+		# this machine's root lacks. The stream server listens in the host netns.
+		cri_config=$(
+			cat <<EOF
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$sandbox"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/opt/cni/bin"
+    conf_dir = "/etc/cni/net.d"
+    max_conf_num = 1
+EOF
+		)
+	fi
 	cat >"$dir/config.toml" <<EOF
 version = 2
 root = "$dir/root"
 state = "$dir/state"
 disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
+  $cri_disabled
   "io.containerd.internal.v1.opt",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.zfs",
@@ -187,6 +219,7 @@ disabled_plugins = [
 [debug]
   address = "$dir/debug.sock"
   level = "info"
+$cri_config
 EOF
 	hg_bg HG_CONTAINERD nsenter --target "$HG_HOLDER" --mount --net \
 		containerd --config "$dir/config.toml" </dev/null >"$dir/containerd.log" 2>&1

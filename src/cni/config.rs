@@ -20,6 +20,12 @@ pub const DEFAULT_DHCP_GRACE_MS: u64 = 2_000;
 /// Runtimes give a whole CNI ADD about two to four minutes; waiting longer than this inside one
 /// ADD would only turn "try again later" into a runtime-side timeout with no message.
 pub const MAX_WAIT_TIMEOUT_MS: u64 = 120_000;
+/// 10 MiB × 3 files: a node keeps at most 30 MiB of hostguard's log.
+pub const DEFAULT_LOG_MAX_SIZE_MB: u64 = 10;
+pub const DEFAULT_LOG_MAX_FILES: u32 = 3;
+/// Limits that catch a value given in bytes or a runaway count.
+const MAX_LOG_SIZE_MB: u64 = 1024;
+const MAX_LOG_FILES: u32 = 100;
 
 #[derive(Debug, Clone)]
 pub struct NetConf {
@@ -61,6 +67,10 @@ impl LogLevel {
 pub struct PluginConfig {
     pub log_file: Option<PathBuf>,
     pub log_level: LogLevel,
+    /// `logMaxSizeMB`: the log file is rotated before it grows past this.
+    pub log_max_size_mb: u64,
+    /// `logMaxFiles`: log files kept, the live one included.
+    pub log_max_files: u32,
     pub state_dir: PathBuf,
     pub routes_restore: bool,
     /// `routes.restoreOnManaged`: re-adding a recorded route through a team or
@@ -131,6 +141,8 @@ impl Default for PluginConfig {
         PluginConfig {
             log_file: None,
             log_level: LogLevel::Info,
+            log_max_size_mb: DEFAULT_LOG_MAX_SIZE_MB,
+            log_max_files: DEFAULT_LOG_MAX_FILES,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             routes_restore: true,
             routes_restore_on_managed: true,
@@ -227,6 +239,12 @@ fn parse_plugin(root: &Map<String, Value>) -> CniResult<PluginConfig> {
                 )))
             }
         };
+    }
+    if let Some(v) = present(root, "logMaxSizeMB") {
+        cfg.log_max_size_mb = bounded(v, "logMaxSizeMB", MAX_LOG_SIZE_MB)?;
+    }
+    if let Some(v) = present(root, "logMaxFiles") {
+        cfg.log_max_files = bounded(v, "logMaxFiles", u64::from(MAX_LOG_FILES))? as u32;
     }
     if let Some(v) = present(root, "stateDir") {
         cfg.state_dir = absolute_path(v, "stateDir")?;
@@ -368,6 +386,16 @@ fn parse_selector(item: &Value, path: &str) -> CniResult<RuleSelector> {
             .map(|v| rule_protocol(v, &format!("{path}.protocol")))
             .transpose()?,
     })
+}
+
+/// An integer from 1 to `max`.
+fn bounded(v: &Value, key: &str, max: u64) -> CniResult<u64> {
+    match v.as_u64() {
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(CniError::invalid_config(format!(
+            "{key} must be an integer from 1 to {max}, not {v}"
+        ))),
+    }
 }
 
 /// `ip rule` protocol names from iproute2's rt_protos, or a number.

@@ -109,7 +109,11 @@ fn dispatch(
     let env = env::env_for(verb, lookup)?;
     let conf = config::parse(input)?;
     if let Some(path) = &conf.plugin.log_file {
-        log.open_file(path, conf.plugin.log_level);
+        let rotation = crate::log::Rotation::from_config(
+            conf.plugin.log_max_size_mb,
+            conf.plugin.log_max_files,
+        );
+        log.open_file(path, conf.plugin.log_level, rotation);
     }
     let needed = match verb {
         Verb::Check => Some(version::SpecVersion::CHECK),

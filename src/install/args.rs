@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::discover;
+use crate::args::{Given, Opt, Spec};
 
 pub const DEFAULT_OUTPUT: &str = "00-hostguard.conflist";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub const INSTALL_USAGE: &str = "\
 usage: hostguard install --conf-dir DIR [--output NAME] [--primary NAME] [--plugin-config FILE]
-                         [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--watch] [--in-place]
+                         [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--host-root DIR]
+                         [--watch] [--in-place]
 
 Waits for the CNI config a container runtime would load from DIR (the byte-wise first *.conf,
 *.conflist or *.json file; an invalid first file is waited for, never skipped), then writes
@@ -27,11 +29,16 @@ marked as install's own. An existing DIR/NAME that install did not write is neve
   --bin-dir DIR         copy this binary to DIR/hostguard first (atomically, mode 0755)
   --state-dir DIR       create this state directory (0700); it becomes the entry's stateDir unless
                         --plugin-config sets one (the host's path, when DIR is a container mount)
+  --host-root DIR       the host's / as mounted in a container (read only): where the check for
+                        networkd and NetworkManager settings that fight a CNI looks (default /)
   --watch               stay running and keep DIR/NAME in sync with the upstream config; exits 0
                         on SIGTERM or SIGINT and leaves the file in place
   --in-place            write no file of its own: insert the hostguard entry into the plugin list
                         a runtime loads (past a Multus config, into its master), keeping every other
                         entry; for nodes where Istio CNI, Multus or Antrea also edit DIR
+
+Every option can also come from the environment, named after the flag: --conf-dir is
+HOSTGUARD_CONF_DIR, --watch is HOSTGUARD_WATCH=true (an empty variable is unset; a flag wins).
 
 Exit status: 0 written or already up to date, 1 failed or timed out (nothing written), 2 usage.
 ";
@@ -64,6 +71,8 @@ pub struct InstallOptions {
     pub timeout: Duration,
     pub bin_dir: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    /// The host's `/` as mounted in a container: where the host-settings checks look.
+    pub host_root: Option<PathBuf>,
     pub watch: bool,
     pub in_place: bool,
 }
@@ -82,64 +91,37 @@ pub enum Parsed<T> {
     Help,
 }
 
-struct Flag {
-    name: &'static str,
-    takes_value: bool,
-}
+const INSTALL: Spec = Spec {
+    options: &[
+        Opt::value("--conf-dir"),
+        Opt::value("--output"),
+        Opt::value("--primary"),
+        Opt::value("--plugin-config"),
+        Opt::value("--timeout"),
+        Opt::value("--bin-dir"),
+        Opt::value("--state-dir"),
+        Opt::value("--host-root"),
+        Opt::switch("--watch"),
+        Opt::switch("--in-place"),
+    ],
+    // A container image's entry point is hostguard itself: its options come from the pod's env.
+    from_env: true,
+};
 
-impl Flag {
-    const fn with_value(name: &'static str) -> Flag {
-        Flag {
-            name,
-            takes_value: true,
-        }
-    }
-
-    const fn switch(name: &'static str) -> Flag {
-        Flag {
-            name,
-            takes_value: false,
-        }
-    }
-}
-
-const INSTALL_FLAGS: &[Flag] = &[
-    Flag::with_value("--conf-dir"),
-    Flag::with_value("--output"),
-    Flag::with_value("--primary"),
-    Flag::with_value("--plugin-config"),
-    Flag::with_value("--timeout"),
-    Flag::with_value("--bin-dir"),
-    Flag::with_value("--state-dir"),
-    Flag::switch("--watch"),
-    Flag::switch("--in-place"),
-];
-
-const UNINSTALL_FLAGS: &[Flag] = &[
-    Flag::with_value("--conf-dir"),
-    Flag::with_value("--output"),
-    Flag::with_value("--bin-dir"),
-    Flag::switch("--in-place"),
-];
-
-/// Values by flag name, in the order given; a flag without a value maps to an empty string.
-struct Given(Vec<(&'static str, String)>);
-
-impl Given {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(flag, _)| *flag == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-}
+const UNINSTALL: Spec = Spec {
+    options: &[
+        Opt::value("--conf-dir"),
+        Opt::value("--output"),
+        Opt::value("--bin-dir"),
+        Opt::switch("--in-place"),
+    ],
+    // Not from the environment: an install container's HOSTGUARD_BIN_DIR must never turn an
+    // uninstall into one that also removes the binary running pods still need.
+    from_env: false,
+};
 
 pub fn parse_install(args: &[String]) -> Result<Parsed<InstallOptions>, String> {
-    let Some(given) = parse_flags(args, INSTALL_FLAGS)? else {
+    let Some(given) = parse_flags(args, &INSTALL)? else {
         return Ok(Parsed::Help);
     };
     let conf_dir = required_dir(&given)?;
@@ -163,6 +145,10 @@ pub fn parse_install(args: &[String]) -> Result<Parsed<InstallOptions>, String> 
         Some(text) => parse_seconds(text)?,
         None => DEFAULT_TIMEOUT,
     };
+    let host_root = given.get("--host-root").map(PathBuf::from);
+    if let Some(root) = host_root.as_ref().filter(|root| !root.is_dir()) {
+        return Err(format!("--host-root {} is not a directory", root.display()));
+    }
     Ok(Parsed::Run(InstallOptions {
         conf_dir,
         output,
@@ -171,13 +157,14 @@ pub fn parse_install(args: &[String]) -> Result<Parsed<InstallOptions>, String> 
         timeout,
         bin_dir: given.get("--bin-dir").map(PathBuf::from),
         state_dir: given.get("--state-dir").map(PathBuf::from),
+        host_root,
         watch: given.has("--watch"),
         in_place: in_place(&given)?,
     }))
 }
 
 pub fn parse_uninstall(args: &[String]) -> Result<Parsed<UninstallOptions>, String> {
-    let Some(given) = parse_flags(args, UNINSTALL_FLAGS)? else {
+    let Some(given) = parse_flags(args, &UNINSTALL)? else {
         return Ok(Parsed::Help);
     };
     Ok(Parsed::Run(UninstallOptions {
@@ -198,48 +185,11 @@ fn in_place(given: &Given) -> Result<bool, String> {
 }
 
 /// `None` when help was asked for.
-fn parse_flags(args: &[String], known: &[Flag]) -> Result<Option<Given>, String> {
-    let mut given: Vec<(&'static str, String)> = Vec::new();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg == "--help" || arg == "-h" {
-            return Ok(None);
-        }
-        if !arg.starts_with("--") {
-            return Err(format!(
-                "unexpected argument {arg:?} (every option starts with --)"
-            ));
-        }
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None => (arg.as_str(), None),
-        };
-        let Some(flag) = known.iter().find(|flag| flag.name == name) else {
-            let names: Vec<&str> = known.iter().map(|flag| flag.name).collect();
-            return Err(format!(
-                "unknown option {name} (known: {})",
-                names.join(", ")
-            ));
-        };
-        if given.iter().any(|(seen, _)| *seen == flag.name) {
-            return Err(format!("{name} is given more than once"));
-        }
-        let value = match (flag.takes_value, inline) {
-            (false, None) => String::new(),
-            (false, Some(_)) => return Err(format!("{name} takes no value")),
-            (true, Some(value)) => value.to_string(),
-            (true, None) => match rest.next() {
-                Some(value) if !value.starts_with("--") => value.clone(),
-                Some(other) => return Err(format!("{name} needs a value, got the option {other}")),
-                None => return Err(format!("{name} needs a value")),
-            },
-        };
-        if flag.takes_value && value.is_empty() {
-            return Err(format!("{name} needs a non-empty value"));
-        }
-        given.push((flag.name, value));
+fn parse_flags(args: &[String], spec: &Spec) -> Result<Option<Given>, String> {
+    match crate::args::parse(spec, args)? {
+        crate::args::Parsed::Run(given) => Ok(Some(given)),
+        crate::args::Parsed::Help => Ok(None),
     }
-    Ok(Some(Given(given)))
 }
 
 fn required_dir(given: &Given) -> Result<PathBuf, String> {

@@ -12,10 +12,12 @@ use serde_json::{Map, Value};
 use super::validate::{self, HOSTGUARD_TYPE};
 
 /// The plugin configuration keys of the contract; anything else is most likely a typo.
-pub const KNOWN_KEYS: [&str; 10] = [
+pub const KNOWN_KEYS: [&str; 12] = [
     "type",
     "logFile",
     "logLevel",
+    "logMaxSizeMB",
+    "logMaxFiles",
     "stateDir",
     "routes",
     "rules",

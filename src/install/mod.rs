@@ -117,7 +117,7 @@ fn install(options: InstallOptions) -> Result<i32> {
     if let Some(state_dir) = &options.state_dir {
         record_baseline(state_dir)?;
     }
-    warn_about_host_settings();
+    warn_about_host_settings(options.host_root.as_deref().unwrap_or("/".as_ref()));
     sync::run(sync::Plan {
         conf_dir: options.conf_dir,
         output: options.output,
@@ -132,8 +132,8 @@ fn install(options: InstallOptions) -> Result<i32> {
 
 /// The settings that fight a CNI on this host (incident 2), as warnings: the install itself is
 /// fine either way, and only the operator can decide to change networkd or NetworkManager.
-fn warn_about_host_settings() {
-    for finding in crate::doctor::examine(std::path::Path::new("/")).findings {
+fn warn_about_host_settings(host_root: &std::path::Path) {
+    for finding in crate::doctor::examine(host_root).findings {
         note(format_args!(
             "warning: {}: {}; fix: {}",
             finding.subject, finding.evidence, finding.fix
