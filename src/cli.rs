@@ -105,7 +105,7 @@ fn baseline(args: &[String]) -> i32 {
         return usage_error("baseline", &why);
     }
     let dir = match flags.value("--state-dir") {
-        Ok(dir) => dir.unwrap_or(crate::cni::config::DEFAULT_STATE_DIR),
+        Ok(dir) => dir.unwrap_or(crate::config::DEFAULT_STATE_DIR),
         Err(why) => return usage_error("baseline", &why),
     };
     let run = || -> anyhow::Result<()> {
@@ -183,9 +183,7 @@ fn uplink(args: &[String]) -> i32 {
         flags.value("--bridge"),
         flags.value("--state-dir"),
     ) {
-        (Ok(Some(i)), Ok(Some(b)), Ok(d)) => {
-            (i, b, d.unwrap_or(crate::cni::config::DEFAULT_STATE_DIR))
-        }
+        (Ok(Some(i)), Ok(Some(b)), Ok(d)) => (i, b, d.unwrap_or(crate::config::DEFAULT_STATE_DIR)),
         (Err(why), _, _) | (_, Err(why), _) | (_, _, Err(why)) => {
             return usage_error("uplink release", &why)
         }

@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod cni;
+pub mod config;
 pub mod doctor;
 pub mod host;
 pub mod install;

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use nix::libc;
 use serde_json::{json, Value};
 
-use crate::cni::config::LogLevel;
+use crate::config::LogLevel;
 
 pub struct Logger {
     file: Option<File>,
