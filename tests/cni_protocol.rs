@@ -16,14 +16,7 @@ impl Node {
     }
 
     fn records(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.state.join("attachments"))
-            .map(|rd| {
-                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        common::attachment_records(&self.state.path)
     }
 }
 
@@ -214,6 +207,79 @@ fn gc_keeps_exactly_the_valid_attachments() {
 
     gc("cni.dev/valid-attachments", Value::Null);
     assert!(node.records().is_empty());
+}
+
+/// A container attached to two networks (Multus and the like) through the same interface name:
+/// each network's DEL and GC touch only that network's records.
+#[test]
+fn gc_and_del_touch_only_their_own_networks_records() {
+    let node = Node::new("gcnet");
+    let on = |network: &str, extra: Value| {
+        let mut conf = node.conf("1.1.0", extra);
+        conf["name"] = json!(network);
+        conf
+    };
+    let with_prev = |network: &str| on(network, json!({ "prevResult": prev_result("1.1.0") }));
+    for (network, id) in [("blue", "c1"), ("red", "c1"), ("red", "c2")] {
+        node.attach("ADD", id)
+            .config(&with_prev(network))
+            .run()
+            .ok();
+    }
+    let records = |network: &str| -> Vec<String> {
+        let dir = node.state.join("attachments").join(network);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(records("blue"), ["c1@eth0.json"]);
+    assert_eq!(records("red"), ["c1@eth0.json", "c2@eth0.json"]);
+
+    // blue's runtime knows no attachment of blue any more: red's records stay.
+    Cni::new("GC")
+        .in_ns(&node.host)
+        .config(&on("blue", json!({ "cni.dev/valid-attachments": [] })))
+        .run()
+        .ok_silent();
+    assert!(records("blue").is_empty());
+    assert_eq!(records("red"), ["c1@eth0.json", "c2@eth0.json"]);
+
+    node.attach("ADD", "c1")
+        .config(&with_prev("blue"))
+        .run()
+        .ok();
+    node.attach("DEL", "c1")
+        .config(&on("red", json!({})))
+        .run()
+        .ok_silent();
+    assert_eq!(records("blue"), ["c1@eth0.json"]);
+    assert_eq!(records("red"), ["c2@eth0.json"]);
+}
+
+/// Records of the older flat layout name their network inside: GC of another network keeps them,
+/// GC of theirs judges them; one that names no network is judged by every GC, as before.
+#[test]
+fn gc_judges_flat_layout_records_by_the_network_they_name() {
+    let node = Node::new("gcflat");
+    let top = node.state.join("attachments");
+    std::fs::create_dir_all(&top).unwrap();
+    for (id, network) in [("old-red", "red"), ("old-blue", "blue"), ("old-none", "")] {
+        let record = json!({"version": 1, "containerID": id, "ifname": "eth0",
+                            "netns": "/x", "network": network, "created_unix": 1});
+        std::fs::write(top.join(format!("{id}@eth0.json")), record.to_string()).unwrap();
+    }
+    let mut conf = node.conf("1.1.0", json!({ "cni.dev/valid-attachments": [] }));
+    conf["name"] = json!("blue");
+    Cni::new("GC")
+        .in_ns(&node.host)
+        .config(&conf)
+        .run()
+        .ok_silent();
+    assert_eq!(node.records(), ["old-red@eth0.json"]);
 }
 
 #[test]

@@ -91,6 +91,53 @@ pub fn parse(stdin: &[u8]) -> CniResult<NetConf> {
     })
 }
 
+/// What DEL reads: only what it uses, each key on its own, so that a broken key elsewhere (or a
+/// key only a newer hostguard knows) never keeps DEL from cleaning up. Whatever could not be read
+/// is in `problems`, for the log.
+#[derive(Debug, Default)]
+pub struct DelConf {
+    /// `None` when unknown: then only records of the older layout can be found.
+    pub name: Option<String>,
+    /// `None` when unusable: then there is nothing DEL could clean.
+    pub state_dir: Option<std::path::PathBuf>,
+    pub log_file: Option<std::path::PathBuf>,
+    pub log_level: Option<LogLevel>,
+    pub problems: Vec<String>,
+}
+
+pub fn parse_for_del(stdin: &[u8]) -> DelConf {
+    let mut conf = DelConf::default();
+    let root = match serde_json::from_slice::<Value>(stdin) {
+        Ok(Value::Object(root)) => root,
+        Ok(_) => {
+            conf.problems.push("stdin is not a JSON object".into());
+            return conf;
+        }
+        Err(err) => {
+            conf.problems
+                .push(format!("stdin is not valid JSON: {err}"));
+            return conf;
+        }
+    };
+    // The whole configuration as ADD would judge it, only for the log.
+    if let Err(err) = parse(stdin) {
+        conf.problems.push(err.to_string());
+    }
+    match required_string(&root, "name") {
+        Ok(name) => conf.name = Some(name),
+        Err(err) => conf.problems.push(err.to_string()),
+    }
+    match crate::config::state_dir(&root) {
+        Ok(dir) => conf.state_dir = Some(dir),
+        Err(err) => conf.problems.push(err.to_string()),
+    }
+    if let Ok((file, level)) = crate::config::log_settings(&root) {
+        conf.log_file = file;
+        conf.log_level = Some(level);
+    }
+    conf
+}
+
 fn parse_attachments(root: &Map<String, Value>) -> CniResult<Option<Vec<Attachment>>> {
     // The spec renamed the key after 1.1.0 shipped; libcni sends both.
     let value =

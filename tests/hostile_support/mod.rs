@@ -87,15 +87,7 @@ impl Node {
 
     /// Attachment record file names, sorted.
     pub fn records(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.state().join("attachments"))
-            .map(|rd| {
-                rd.filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        crate::common::attachment_records(&self.state())
     }
 }
 
