@@ -16,3 +16,4 @@ pub mod log;
 pub mod netlink;
 pub mod netns;
 pub mod state;
+pub mod validate;

@@ -89,11 +89,20 @@ fn run_subcommand<T>(
 
 fn install(options: InstallOptions) -> Result<i32> {
     let mut warnings = Vec::new();
-    let entry = entry::build(
+    let entry = match entry::build(
         options.plugin_config.as_deref(),
         options.state_dir.as_deref(),
         &mut warnings,
-    )?;
+    ) {
+        Ok(entry) => entry,
+        Err(err) => match err.downcast::<entry::Refused>() {
+            Ok(refused) => {
+                note(format_args!("{refused}"));
+                return Ok(2);
+            }
+            Err(err) => return Err(err),
+        },
+    };
     for warning in warnings {
         note(format_args!("{warning}"));
     }
