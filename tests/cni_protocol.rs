@@ -53,15 +53,40 @@ fn add_passes_prev_result_through_in_every_version() {
     assert_eq!(node.records().len(), VERSIONS.len());
 }
 
+/// prevResult is converted between the result shapes of the spec, not relabelled: every pair of
+/// versions, with the one field that differs (`ips[].version`) added or dropped and nothing else
+/// changed.
 #[test]
-fn add_result_takes_the_config_version_even_when_prev_result_says_otherwise() {
-    let node = Node::new("ver");
-    let mut conf = node.with_prev("1.0.0");
-    conf["prevResult"]["cniVersion"] = "0.4.0".into();
-    let out = node.attach("ADD", "c1").config(&conf).run();
-    out.ok();
-    assert_eq!(out.json()["cniVersion"], "1.0.0");
-    assert_eq!(out.json()["x-unknown-vendor-field"]["kept"], true);
+fn add_converts_prev_result_to_the_config_version() {
+    let node = Node::new("conv");
+    for (i, from) in VERSIONS.iter().enumerate() {
+        for (j, to) in VERSIONS.iter().enumerate() {
+            let mut conf = node.conf(to, json!({ "prevResult": prev_result(from) }));
+            conf["cniVersion"] = json!(to);
+            let out = node.attach("ADD", &format!("c{i}{j}")).config(&conf).run();
+            out.ok();
+            let mut expected = prev_result(to);
+            expected["cniVersion"] = json!(to);
+            assert_eq!(out.json(), expected, "{from} -> {to}");
+        }
+    }
+}
+
+/// A result of the 0.1.0/0.2.0 shape, or of a version no spec defines, has no conversion: code 1,
+/// and no record.
+#[test]
+fn add_refuses_a_prev_result_it_cannot_convert() {
+    let node = Node::new("noconv");
+    let old_shape = json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.88.0.5/24"}});
+    let mislabelled = json!({"cniVersion": "1.0.0", "ip4": {"ip": "10.88.0.5/24"}});
+    let mut future = prev_result("1.0.0");
+    future["cniVersion"] = json!("9.9.9");
+    for prev in [old_shape, mislabelled, future] {
+        let conf = node.conf("1.0.0", json!({ "prevResult": prev }));
+        let err = node.attach("ADD", "c1").config(&conf).run().error(1);
+        assert_eq!(err["cniVersion"], "1.0.0", "{err}");
+    }
+    assert!(node.records().is_empty());
 }
 
 #[test]

@@ -10,14 +10,13 @@ mod add;
 mod check;
 mod del;
 mod gc;
+mod result;
 mod status;
 mod uplink;
 
 use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-
-use serde_json::{Map, Value};
 
 use crate::log::Logger;
 use crate::state::StateDir;
@@ -168,13 +167,6 @@ fn read_capped(stdin: &mut dyn Read) -> CniResult<Vec<u8>> {
     Ok(bytes)
 }
 
-/// prevResult as our result: untouched except `cniVersion`, which must be the config's.
-pub(crate) fn passthrough(prev: &Map<String, Value>, cni_version: &str) -> Value {
-    let mut out = prev.clone();
-    out.insert("cniVersion".into(), Value::String(cni_version.to_string()));
-    Value::Object(out)
-}
-
 /// The `waitFor` conditions looked at once, answered with the calling verb's codes: `unmet_code`
 /// when a condition does not hold, `failure_code` when the interfaces cannot be read at all.
 pub(crate) fn upstream_ready_now(
@@ -208,6 +200,7 @@ pub(crate) fn open_state(dir: &Path) -> CniResult<StateDir> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::collections::HashMap;
 
     fn call(pairs: &[(&str, &str)], stdin: &[u8]) -> (Option<Value>, i32) {
@@ -320,17 +313,5 @@ mod tests {
             assert_eq!((out, status), (None, 0), "{stdin}");
             assert!(!state.exists(), "{stdin}: DEL created the state directory");
         }
-    }
-
-    #[test]
-    fn passthrough_keeps_unknown_fields() {
-        let prev: Map<String, Value> = serde_json::from_str(
-            r#"{"cniVersion":"0.4.0","ips":[{"version":"4"}],"x-vendor":{"a":1}}"#,
-        )
-        .unwrap();
-        let out = passthrough(&prev, "1.0.0");
-        assert_eq!(out["cniVersion"], "1.0.0");
-        assert_eq!(out["x-vendor"]["a"], 1);
-        assert_eq!(out["ips"][0]["version"], "4");
     }
 }
