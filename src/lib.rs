@@ -15,5 +15,6 @@ pub mod lock;
 pub mod log;
 pub mod netlink;
 pub mod netns;
+pub mod rootfs;
 pub mod state;
 pub mod validate;
