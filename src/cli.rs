@@ -9,7 +9,7 @@ hostguard: a CNI chaining plugin that keeps the node's host network intact
 As a CNI plugin it is run by the container runtime with CNI_COMMAND set.
 As a tool:
   hostguard install    --conf-dir DIR [--output NAME] [--primary NAME] [--plugin-config FILE]
-                       [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--watch]
+                       [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--host-root DIR] [--watch]
   hostguard uninstall  --conf-dir DIR [--output NAME] [--bin-dir DIR]
   hostguard baseline   [--state-dir DIR] [--show] [--update]
   hostguard uplink release --interface IF --bridge BR [--state-dir DIR]

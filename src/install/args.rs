@@ -11,7 +11,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub const INSTALL_USAGE: &str = "\
 usage: hostguard install --conf-dir DIR [--output NAME] [--primary NAME] [--plugin-config FILE]
-                         [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--watch]
+                         [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--host-root DIR]
+                         [--watch]
 
 Waits for the CNI config a container runtime would load from DIR (the byte-wise first *.conf,
 *.conflist or *.json file; an invalid first file is waited for, never skipped), then writes
@@ -26,6 +27,9 @@ DIR/NAME: that config's keys and plugins with exactly one {\"type\":\"hostguard\
   --bin-dir DIR         copy this binary to DIR/hostguard first (atomically, mode 0755)
   --state-dir DIR       create this state directory (0700); it becomes the entry's stateDir unless
                         --plugin-config sets one (the host's path, when DIR is a container mount)
+  --host-root DIR       where the host's / is (read-only at /host in the DaemonSet; / on the host
+                        itself): the networkd and NetworkManager settings that fight a CNI are
+                        looked for there and printed as warnings; without it they are not checked
   --watch               stay running and keep DIR/NAME in sync with the upstream config; exits 0
                         on SIGTERM or SIGINT and leaves the file in place
 
@@ -57,6 +61,8 @@ pub struct InstallOptions {
     pub timeout: Duration,
     pub bin_dir: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    /// The host's `/` as mounted here, for the doctor's checks.
+    pub host_root: Option<PathBuf>,
     pub watch: bool,
 }
 
@@ -102,6 +108,7 @@ const INSTALL_FLAGS: &[Flag] = &[
     Flag::with_value("--timeout"),
     Flag::with_value("--bin-dir"),
     Flag::with_value("--state-dir"),
+    Flag::with_value("--host-root"),
     Flag::switch("--watch"),
 ];
 
@@ -152,6 +159,11 @@ pub fn parse_install(args: &[String]) -> Result<Parsed<InstallOptions>, String> 
         Some(text) => parse_seconds(text)?,
         None => DEFAULT_TIMEOUT,
     };
+    let host_root = match given.get("--host-root") {
+        Some(dir) if std::path::Path::new(dir).is_dir() => Some(PathBuf::from(dir)),
+        Some(dir) => return Err(format!("--host-root {dir:?} is not a directory")),
+        None => None,
+    };
     Ok(Parsed::Run(InstallOptions {
         conf_dir,
         output,
@@ -160,6 +172,7 @@ pub fn parse_install(args: &[String]) -> Result<Parsed<InstallOptions>, String> 
         timeout,
         bin_dir: given.get("--bin-dir").map(PathBuf::from),
         state_dir: given.get("--state-dir").map(PathBuf::from),
+        host_root,
         watch: given.has("--watch"),
     }))
 }

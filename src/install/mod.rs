@@ -122,7 +122,7 @@ fn install(options: InstallOptions) -> Result<i32> {
     if let Some(state_dir) = &options.state_dir {
         record_baseline(state_dir)?;
     }
-    warn_about_host_settings();
+    warn_about_host_settings(options.host_root.as_deref());
     sync::run(sync::Plan {
         conf_dir: options.conf_dir,
         output: options.output,
@@ -134,10 +134,19 @@ fn install(options: InstallOptions) -> Result<i32> {
     })
 }
 
-/// The settings that fight a CNI on this host (incident 2), as warnings: the install itself is
-/// fine either way, and only the operator can decide to change networkd or NetworkManager.
-fn warn_about_host_settings() {
-    for finding in crate::doctor::examine(std::path::Path::new("/")).findings {
+/// The settings that fight a CNI on the host (incident 2), as warnings: the install itself is
+/// fine either way, and only the operator can decide to change networkd or NetworkManager. They
+/// are looked for under `--host-root` only: in a container `/` is the container's, whose missing
+/// /etc/systemd and /etc/NetworkManager would be reported as the host's.
+fn warn_about_host_settings(host_root: Option<&std::path::Path>) {
+    let Some(root) = host_root else {
+        note(format_args!(
+            "the host's networkd and NetworkManager settings were not checked: pass --host-root \
+             with the host's / (or run `hostguard doctor` on the host)"
+        ));
+        return;
+    };
+    for finding in crate::doctor::examine(root).findings {
         note(format_args!(
             "warning: {}: {}; fix: {}",
             finding.subject, finding.evidence, finding.fix
