@@ -681,17 +681,32 @@ pub fn networkd_dropin() -> String {
         .to_owned()
 }
 
+/// The section of hostguard's NetworkManager drop-in that keeps the CNI interfaces unmanaged.
+pub const NM_DEVICE_SECTION: &str = "device-hostguard-cni";
+
+/// hostguard's NetworkManager drop-in. `unmanaged-devices+=` alone loses to any file read after
+/// it that assigns the list with `=` (Calico's `calico.conf`, RKE2's `rke2-canal.conf` sort after
+/// `50-hostguard.conf`): NetworkManager keeps only the last assignment. A `[device-*]` section with
+/// `managed=0` is a setting of its own (NetworkManager's "unmanaged by user configuration"),
+/// which those files do not touch, so the file keeps its name and still wins; the list stays for
+/// NetworkManager releases older than the per-device `managed` key.
 pub fn nm_dropin() -> String {
     let specs: Vec<String> = CNI_PATTERNS
         .iter()
         .map(|(p, _, _)| format!("interface-name:{p}"))
         .collect();
+    let specs = specs.join(";");
     format!(
         "# Written by `hostguard doctor --fix`. NetworkManager must leave CNI interfaces alone\n\
-         # (incident 5 in hostguard's docs). `+=` adds to unmanaged-devices from other files.\n\
+         # (incident 5 in hostguard's docs). The [{NM_DEVICE_SECTION}] section keeps them\n\
+         # unmanaged even when a file read later assigns unmanaged-devices= and so replaces the\n\
+         # list below (`+=` adds to unmanaged-devices from other files).\n\
          [keyfile]\n\
-         unmanaged-devices+={}\n",
-        specs.join(";")
+         unmanaged-devices+={specs}\n\
+         \n\
+         [{NM_DEVICE_SECTION}]\n\
+         match-device={specs}\n\
+         managed=0\n"
     )
 }
 

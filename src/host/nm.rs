@@ -728,6 +728,41 @@ impl NmConfig {
         slot.set(key, value);
     }
 
+    /// The merged configuration as NetworkManager's `--print-config` shows it: every group in
+    /// merge order with its keys and values (a device spec list joined with commas), and the
+    /// `[device*]` groups in lookup order (see [`NmConfig::decide`]). Tests hold it against
+    /// NetworkManager's own merge.
+    pub fn merged(&self) -> (Vec<(String, Vec<(String, String)>)>, Vec<String>) {
+        let groups = self
+            .groups
+            .iter()
+            .map(|group| {
+                let keys = group
+                    .keys
+                    .iter()
+                    .map(|(key, value)| {
+                        let text = match value {
+                            Value::Plain { text, .. } => text.clone(),
+                            Value::Specs(specs) => specs
+                                .iter()
+                                .map(|s| s.spec.as_str())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        };
+                        (key.clone(), text)
+                    })
+                    .collect();
+                (group.name.clone(), keys)
+            })
+            .collect();
+        let order = self
+            .device_sections()
+            .iter()
+            .map(|g| g.name.clone())
+            .collect();
+        (groups, order)
+    }
+
     /// `[device*]` sections in lookup order: later files first, top to bottom within a file, the
     /// plain `[device]` section last.
     fn device_sections(&self) -> Vec<&Group> {
