@@ -557,6 +557,9 @@ impl Group {
     }
 }
 
+/// A group of the merged configuration with its keys and values, as `--print-config` prints it.
+pub type MergedGroup = (String, Vec<(String, String)>);
+
 /// NetworkManager's configuration merged from all files, in its order.
 #[derive(Clone, Debug, Default)]
 pub struct NmConfig {
@@ -732,7 +735,7 @@ impl NmConfig {
     /// merge order with its keys and values (a device spec list joined with commas), and the
     /// `[device*]` groups in lookup order (see [`NmConfig::decide`]). Tests hold it against
     /// NetworkManager's own merge.
-    pub fn merged(&self) -> (Vec<(String, Vec<(String, String)>)>, Vec<String>) {
+    pub fn merged(&self) -> (Vec<MergedGroup>, Vec<String>) {
         let groups = self
             .groups
             .iter()
