@@ -180,6 +180,39 @@ fn del_after_the_container_namespace_is_gone_succeeds() {
         .is_none());
 }
 
+/// STATUS and GC concern the plugin, not an attachment: stale attachment variables a runtime
+/// leaves in their environment do not fail them. Errors found before the configuration is read
+/// still answer in its version, and their details are sentences, not Rust's debug text.
+#[test]
+fn status_and_gc_ignore_attachment_variables_and_errors_keep_the_callers_version() {
+    let node = Node::new("stale");
+    for verb in ["STATUS", "GC"] {
+        Cni::new(verb)
+            .in_ns(&node.host)
+            .env("CNI_IFNAME", "a/b")
+            .env("CNI_NETNS", "relative")
+            .env("CNI_CONTAINERID", "../x")
+            .config(&node.conf("1.1.0", json!({})))
+            .run()
+            .ok_silent();
+    }
+    let err = Cni::new("FROB")
+        .config(&node.conf("0.4.0", json!({})))
+        .run()
+        .error(4);
+    assert_eq!(err["cniVersion"], "0.4.0", "{err}");
+    let err = node
+        .attach("CHECK", "c1")
+        .config(&node.with_prev("0.3.1"))
+        .run()
+        .error(1);
+    let details = err["details"].as_str().unwrap();
+    assert!(
+        details.contains("0.4.0") && !details.contains("SpecVersion"),
+        "{details}"
+    );
+}
+
 #[test]
 fn status_and_gc_exist_from_1_1_0_on() {
     let node = Node::new("stgc");
