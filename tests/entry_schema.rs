@@ -156,3 +156,54 @@ fn install_accepts_exactly_what_the_plugin_accepts() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+/// `validate --conflist` judges the entry as the runtime hands it over: with the list's version,
+/// so an entry fine in itself fails in a list whose version hostguard does not speak.
+#[test]
+fn validate_a_conflist_as_the_runtime_hands_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        fs::write(&path, body).unwrap();
+        let out = Command::new(common::BIN)
+            .env_remove("CNI_COMMAND")
+            .args(["validate", "--conflist"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let list = |version: &str, entry: &str| {
+        format!(
+            r#"{{"cniVersion":"{version}","name":"k8s","plugins":[{{"type":"bridge"}},{entry}]}}"#
+        )
+    };
+    let (status, stdout) = run("ok.conflist", &list("1.0.0", r#"{"type":"hostguard"}"#));
+    assert_eq!(status, Some(0), "{stdout}");
+    let (status, stdout) = run(
+        "typo.conflist",
+        &list("0.4.0", r#"{"type":"hostguard","routes":{"restor":false}}"#),
+    );
+    assert_eq!(status, Some(1));
+    let err: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (err["code"].as_u64(), err["cniVersion"].as_str()),
+        (Some(2), Some("0.4.0"))
+    );
+    assert!(err["msg"].as_str().unwrap().contains("routes.restor"));
+    let (status, stdout) = run("future.conflist", &list("9.9.9", r#"{"type":"hostguard"}"#));
+    assert_eq!(status, Some(1));
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).unwrap()["code"],
+        1
+    );
+    let missing = Command::new(common::BIN)
+        .env_remove("CNI_COMMAND")
+        .args(["validate", "--conflist", "/nonexistent/x.conflist"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
