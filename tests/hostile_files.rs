@@ -191,57 +191,34 @@ fn planted_records_are_replaced_or_dropped_never_followed() {
     );
 }
 
-/// A symlinked `attachments` directory would make ADD write records, and GC delete files, in a
-/// directory hostguard does not own.
+/// A symlinked `attachments` directory, or one network's records directory inside it, would make
+/// ADD write records, and GC delete files, in a directory hostguard does not own.
 #[test]
-fn a_symlinked_attachments_directory_is_refused() {
-    let node = Node::new("attsym");
-    let conf = state_conf(&node);
-    let elsewhere = victim(&node);
-    let outside = tree(&elsewhere);
-    fs::create_dir_all(node.state()).unwrap();
-    symlink(&elsewhere, node.state().join("attachments")).unwrap();
-    let err = node.call("ADD", "c1").config(&conf).run().error(5);
-    assert!(err.to_string().contains("attachments"), "{err}");
-    let mut gc = conf.clone();
-    gc["cni.dev/valid-attachments"] = json!([]);
-    node.call("GC", "")
-        .unset("CNI_CONTAINERID")
-        .config(&gc)
-        .run()
-        .error(5);
-    node.call("DEL", "c1").config(&conf).run().ok();
-    assert_eq!(
-        outside,
-        tree(&elsewhere),
-        "ADD or GC reached through the symlink"
-    );
-}
-
-/// The same for one network's records directory.
-#[test]
-fn a_symlinked_network_records_directory_is_refused() {
-    let node = Node::new("netsym");
-    let conf = state_conf(&node);
-    let elsewhere = victim(&node);
-    let outside = tree(&elsewhere);
-    fs::create_dir_all(node.state().join("attachments")).unwrap();
-    symlink(&elsewhere, node.state().join("attachments/hostile")).unwrap();
-    let err = node.call("ADD", "c1").config(&conf).run().error(5);
-    assert!(err.to_string().contains("hostile"), "{err}");
-    let mut gc = conf.clone();
-    gc["cni.dev/valid-attachments"] = json!([]);
-    node.call("GC", "")
-        .unset("CNI_CONTAINERID")
-        .config(&gc)
-        .run()
-        .error(5);
-    node.call("DEL", "c1").config(&conf).run().ok();
-    assert_eq!(
-        outside,
-        tree(&elsewhere),
-        "a call reached through the symlink"
-    );
+fn a_symlinked_records_directory_is_refused() {
+    for (tag, records_dir) in [("attsym", "attachments"), ("netsym", "attachments/hostile")] {
+        let node = Node::new(tag);
+        let conf = state_conf(&node);
+        let elsewhere = victim(&node);
+        let outside = tree(&elsewhere);
+        let link = node.state().join(records_dir);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink(&elsewhere, &link).unwrap();
+        let err = node.call("ADD", "c1").config(&conf).run().error(5);
+        assert!(err.to_string().contains(records_dir), "{err}");
+        let mut gc = conf.clone();
+        gc["cni.dev/valid-attachments"] = json!([]);
+        node.call("GC", "")
+            .unset("CNI_CONTAINERID")
+            .config(&gc)
+            .run()
+            .error(5);
+        node.call("DEL", "c1").config(&conf).run().ok();
+        assert_eq!(
+            outside,
+            tree(&elsewhere),
+            "{records_dir}: a call reached through the symlink"
+        );
+    }
 }
 
 #[test]
