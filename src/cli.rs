@@ -18,6 +18,7 @@ As a tool:
   hostguard baseline   [--state-dir DIR] [--show] [--update]
   hostguard uplink release --interface IF --bridge BR [--state-dir DIR]
   hostguard doctor     [--root DIR] [--json] [--fix]
+  hostguard validate   --conflist FILE | --plugin-config FILE
   hostguard --version | --help
 
 `hostguard COMMAND --help` describes a command's options and exit status. Options take their
@@ -71,6 +72,7 @@ pub fn run(args: &[String]) -> i32 {
         "install" => crate::install::run_install(rest),
         "uninstall" => crate::install::run_uninstall(rest),
         "doctor" => crate::doctor::run(rest),
+        "validate" => crate::validate::run(rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             let _ = std::io::stdout().flush();
@@ -140,7 +142,7 @@ fn baseline(args: &[String]) -> i32 {
     };
     let dir = flags
         .get("--state-dir")
-        .unwrap_or(crate::cni::config::DEFAULT_STATE_DIR);
+        .unwrap_or(crate::config::DEFAULT_STATE_DIR);
     let run = || -> anyhow::Result<()> {
         let state = crate::state::StateDir::open(std::path::Path::new(dir))?;
         let mut nl = crate::netlink::Netlink::new()?;
@@ -232,7 +234,7 @@ fn uplink(args: &[String]) -> i32 {
     };
     let dir = flags
         .get("--state-dir")
-        .unwrap_or(crate::cni::config::DEFAULT_STATE_DIR);
+        .unwrap_or(crate::config::DEFAULT_STATE_DIR);
     let state = match crate::state::StateDir::open(std::path::Path::new(dir)) {
         Ok(state) => state,
         Err(err) => {

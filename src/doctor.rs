@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::host::nm::{self, ConfigDecision, DeviceMatch, NmConfig, NmPaths};
 use crate::keyfile::{self, Dialect};
+use crate::rootfs::confine;
 
 const USAGE: &str = "\
 usage: hostguard doctor [--root DIR] [--json] [--fix]
@@ -46,6 +47,17 @@ Exit status: 0 nothing found, 1 something found or --fix failed, 2 usage.
 pub const NETWORKD_DROPIN: &str = "etc/systemd/networkd.conf.d/50-hostguard.conf";
 /// hostguard's NetworkManager snippet, relative to the root.
 pub const NM_DROPIN: &str = "etc/NetworkManager/conf.d/50-hostguard.conf";
+
+/// Where systemd-networkd's binary or unit lives when it is installed (Debian and Ubuntu, Fedora
+/// and RHEL, Arch, SUSE; `lib` is `usr/lib` on merged-/usr systems, through a link the root
+/// resolves itself).
+const NETWORKD_INSTALLED: [&str; 5] = [
+    "usr/lib/systemd/systemd-networkd",
+    "lib/systemd/systemd-networkd",
+    "usr/lib/systemd/system/systemd-networkd.service",
+    "lib/systemd/system/systemd-networkd.service",
+    "etc/systemd/system/systemd-networkd.service",
+];
 
 const NETWORKD_KEYS: [&str; 2] = ["ManageForeignRoutingPolicyRules", "ManageForeignRoutes"];
 
@@ -210,7 +222,12 @@ pub struct Examination {
 pub fn examine(root: &Path) -> Examination {
     let networkd = Networkd::load(root);
     let nm = NmState::load(root);
-    let mut findings = networkd.findings(root);
+    // Settings of a daemon that is not there fight nobody: most nodes have no networkd at all.
+    let mut findings = if networkd.installed {
+        networkd.findings(root)
+    } else {
+        Vec::new()
+    };
     findings.extend(nm.findings(root));
     Examination {
         networkd,
@@ -232,6 +249,8 @@ pub struct Setting {
 }
 
 pub struct Networkd {
+    /// Its binary or unit file exists under the root.
+    pub installed: bool,
     /// Files parsed, in order (main file first).
     pub files: Vec<PathBuf>,
     /// Drop-ins masked by an empty file or a `/dev/null` symlink of the same name.
@@ -248,8 +267,8 @@ impl Networkd {
         let main = bases
             .iter()
             .map(|b| root.join(b).join("systemd/networkd.conf"))
-            .find(|p| p.exists())
-            .filter(|p| match fs::metadata(p) {
+            .find(|p| confine(root, p).exists())
+            .filter(|p| match fs::metadata(confine(root, p)) {
                 // A main file linked to /dev/null (or empty) says nothing.
                 Ok(meta) if is_dev_null(&meta) || (meta.is_file() && meta.len() == 0) => {
                     masked.push(p.clone());
@@ -261,7 +280,7 @@ impl Networkd {
         let mut seen: Vec<String> = Vec::new();
         for base in bases {
             let dir = root.join(base).join("systemd/networkd.conf.d");
-            let Ok(entries) = fs::read_dir(&dir) else {
+            let Ok(entries) = fs::read_dir(confine(root, &dir)) else {
                 continue;
             };
             let mut names: Vec<String> = entries
@@ -274,7 +293,7 @@ impl Networkd {
                     continue;
                 }
                 let path = dir.join(&name);
-                match fs::metadata(&path) {
+                match fs::metadata(confine(root, &path)) {
                     Err(_) => problems.push(problem(
                         root,
                         &path,
@@ -316,7 +335,7 @@ impl Networkd {
             .collect();
         let mut files = Vec::new();
         for path in main.into_iter().chain(chosen.into_iter().map(|(_, p)| p)) {
-            let text = match keyfile::read_config_file(&path) {
+            let text = match keyfile::read_config_file(&confine(root, &path)) {
                 Ok(text) => text,
                 Err(err) => {
                     problems.push(Finding {
@@ -375,6 +394,9 @@ impl Networkd {
             }
         }
         Networkd {
+            installed: NETWORKD_INSTALLED
+                .iter()
+                .any(|p| confine(root, &root.join(p)).exists()),
             files,
             masked,
             settings,
@@ -573,7 +595,7 @@ fn pattern_finding(
 
 /// Interfaces that exist now (`sys/class/net` under the root) and look like CNI interfaces.
 fn live_interface_findings(root: &Path, config: &NmConfig) -> Vec<Finding> {
-    let Ok(entries) = fs::read_dir(root.join("sys/class/net")) else {
+    let Ok(entries) = fs::read_dir(confine(root, &root.join("sys/class/net"))) else {
         return Vec::new();
     };
     let mut names: Vec<String> = entries
@@ -588,7 +610,7 @@ fn live_interface_findings(root: &Path, config: &NmConfig) -> Vec<Finding> {
         else {
             continue;
         };
-        let sys = root.join("sys/class/net").join(&name);
+        let sys = confine(root, &root.join("sys/class/net").join(&name));
         let devtype = fs::read_to_string(sys.join("uevent")).ok().and_then(|u| {
             u.lines()
                 .find_map(|l| l.strip_prefix("DEVTYPE=").map(str::to_owned))
@@ -670,17 +692,32 @@ pub fn networkd_dropin() -> String {
         .to_owned()
 }
 
+/// The section of hostguard's NetworkManager drop-in that keeps the CNI interfaces unmanaged.
+pub const NM_DEVICE_SECTION: &str = "device-hostguard-cni";
+
+/// hostguard's NetworkManager drop-in. `unmanaged-devices+=` alone loses to any file read after
+/// it that assigns the list with `=` (Calico's `calico.conf`, RKE2's `rke2-canal.conf` sort after
+/// `50-hostguard.conf`): NetworkManager keeps only the last assignment. A `[device-*]` section with
+/// `managed=0` is a setting of its own (NetworkManager's "unmanaged by user configuration"),
+/// which those files do not touch, so the file keeps its name and still wins; the list stays for
+/// NetworkManager releases older than the per-device `managed` key.
 pub fn nm_dropin() -> String {
     let specs: Vec<String> = CNI_PATTERNS
         .iter()
         .map(|(p, _, _)| format!("interface-name:{p}"))
         .collect();
+    let specs = specs.join(";");
     format!(
         "# Written by `hostguard doctor --fix`. NetworkManager must leave CNI interfaces alone\n\
-         # (incident 5 in hostguard's docs). `+=` adds to unmanaged-devices from other files.\n\
+         # (incident 5 in hostguard's docs). The [{NM_DEVICE_SECTION}] section keeps them\n\
+         # unmanaged even when a file read later assigns unmanaged-devices= and so replaces the\n\
+         # list below (`+=` adds to unmanaged-devices from other files).\n\
          [keyfile]\n\
-         unmanaged-devices+={}\n",
-        specs.join(";")
+         unmanaged-devices+={specs}\n\
+         \n\
+         [{NM_DEVICE_SECTION}]\n\
+         match-device={specs}\n\
+         managed=0\n"
     )
 }
 
@@ -717,8 +754,13 @@ pub fn fix(root: &Path) -> Result<Vec<Fixed>> {
     Ok(fixed)
 }
 
+/// The drop-in's directory is resolved inside the root, so that a link there (absolute, as the
+/// host wrote it) leads to the host's directory, never out of the root; the file itself is
+/// replaced by rename, never written through a link.
 fn install(root: &Path, relative: &str, content: &str, dialect: Dialect) -> Result<String> {
-    let path = root.join(relative);
+    let relative = Path::new(relative);
+    let dir = confine(root, &root.join(relative.parent().unwrap_or(Path::new(""))));
+    let path = dir.join(relative.file_name().unwrap_or_default());
     if keyfile::read_config_file(&path).is_ok_and(|existing| existing == content) {
         return Ok("unchanged".into());
     }
@@ -752,7 +794,9 @@ fn render_human(root: &Path, state: &Examination, report: &Report) -> String {
         root.display()
     ));
     out.push_str("systemd-networkd\n");
-    if state.networkd.files.is_empty() {
+    if !state.networkd.installed {
+        out.push_str("  not installed here (no systemd-networkd binary or unit): not checked\n");
+    } else if state.networkd.files.is_empty() {
         out.push_str("  no networkd.conf or drop-ins: systemd's defaults apply\n");
     } else {
         let files: Vec<String> = state

@@ -19,7 +19,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use nix::libc;
 use serde_json::{json, Value};
 
-use crate::cni::config::LogLevel;
+use crate::config::LogLevel;
 
 /// How big the log may grow: `max_files` files (the live one included) of at most `max_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -66,21 +66,19 @@ impl StateDir {
         if !meta.is_dir() {
             bail!("state directory {} is not a directory", root.display());
         }
-        // Records are written into, and GC deletes from, this directory: through a planted
-        // symlink both would reach a directory hostguard does not own.
-        let attachments = root.join(ATTACHMENTS_DIR);
-        let meta = fs::symlink_metadata(&attachments)
-            .with_context(|| format!("stat {}", attachments.display()))?;
-        if !meta.is_dir() {
-            bail!(
-                "{} is a symbolic link or not a directory; hostguard keeps attachment records \
-                 only in a directory of its own: remove it and the next call recreates it",
-                attachments.display()
-            );
-        }
+        own_directory(&root.join(ATTACHMENTS_DIR))?;
         Ok(StateDir {
             root: root.to_path_buf(),
         })
+    }
+
+    /// Opens the state directory only if it exists: DEL has nothing to clean in a directory that
+    /// was never made, and must not make one.
+    pub fn open_existing(root: &Path) -> Result<Option<StateDir>> {
+        match fs::symlink_metadata(root) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => StateDir::open(root).map(Some),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -108,7 +106,18 @@ impl StateDir {
         self.write_json(&self.root.join(BASELINE_FILE), baseline)
     }
 
-    pub fn attachment_path(&self, container_id: &str, ifname: &str) -> PathBuf {
+    /// Where the record of one attachment lives: `attachments/<network>/<containerID>@<ifname>.json`.
+    /// Keyed by the network too, because a container may be attached to two networks through the
+    /// same interface name, and GC of one network must never see the other's records.
+    pub fn attachment_path(&self, network: &str, container_id: &str, ifname: &str) -> PathBuf {
+        self.root
+            .join(ATTACHMENTS_DIR)
+            .join(network_dir_name(network))
+            .join(attachment_file_name(container_id, ifname))
+    }
+
+    /// Records written before they were kept per network: `attachments/<containerID>@<ifname>.json`.
+    fn legacy_attachment_path(&self, container_id: &str, ifname: &str) -> PathBuf {
         self.root
             .join(ATTACHMENTS_DIR)
             .join(attachment_file_name(container_id, ifname))
@@ -122,43 +131,92 @@ impl StateDir {
     /// drops records it cannot read or that the runtime no longer lists, and nothing else reads
     /// them. The rename still keeps a half-written record from every reader while the node runs.
     pub fn write_attachment(&self, record: &AttachmentRecord) -> Result<()> {
-        let path = self.attachment_path(&record.container_id, &record.ifname);
+        let path = self.attachment_path(&record.network, &record.container_id, &record.ifname);
+        let dir = path.parent().unwrap_or(&self.root);
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err).with_context(|| format!("create {}", dir.display())),
+        }
+        own_directory(dir)?;
         let bytes = json_bytes(&path, record)?;
         atomic::write_atomic_unsynced(&path, &bytes, 0o600, |written| {
             reads_back_as_json(&path, written)
         })
     }
 
-    /// Without a directory fsync, for the reason given at [`StateDir::write_attachment`]: a crash
-    /// that undoes the removal brings back a record of a sandbox that the crash ended, and GC
-    /// drops it.
-    pub fn remove_attachment(&self, container_id: &str, ifname: &str) -> Result<()> {
-        let path = self.attachment_path(container_id, ifname);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(err).with_context(|| format!("remove {}", path.display())),
+    /// Removes the record of one attachment of `network`, and a record of the older layout for
+    /// the same container and interface unless it names another network. With `network` unknown
+    /// (DEL of a configuration without a usable name) only the older layout's record can be
+    /// found. Without a directory fsync, for the reason given at [`StateDir::write_attachment`]:
+    /// a crash that undoes the removal brings back a record of a sandbox that the crash ended,
+    /// and GC drops it.
+    pub fn remove_attachment(
+        &self,
+        network: Option<&str>,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<()> {
+        if let Some(network) = network {
+            let path = self.attachment_path(network, container_id, ifname);
+            remove_if_present(&path)?;
+            // The network's last record gone, its directory goes too (callers hold the
+            // attachments lock, so no ADD is writing into it); one still in use is not empty.
+            if let Some(dir) = path.parent() {
+                let _ = fs::remove_dir(dir);
+            }
         }
+        let legacy = self.legacy_attachment_path(container_id, ifname);
+        let other_network = match (network, self.read_json::<AttachmentRecord>(&legacy)) {
+            (Some(ours), Ok(Some(record))) => !record.network.is_empty() && record.network != ours,
+            _ => false,
+        };
+        if !other_network {
+            remove_if_present(&legacy)?;
+        }
+        Ok(())
     }
 
-    /// Every attachment file, each with its parsed record or the reason it could not be read.
-    pub fn attachments(&self) -> Result<Vec<(PathBuf, Result<AttachmentRecord>)>> {
-        let dir = self.root.join(ATTACHMENTS_DIR);
+    /// The attachment files GC of `network` may judge, each with its parsed record or the reason
+    /// it could not be read: every file of the network's own directory, and the older layout's
+    /// files that name this network, name none, or cannot be read (they were always judged by
+    /// every network's GC, and still are).
+    pub fn attachments_of(
+        &self,
+        network: &str,
+    ) -> Result<Vec<(PathBuf, Result<AttachmentRecord>)>> {
+        let top = self.root.join(ATTACHMENTS_DIR);
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))? {
-            let path = entry
-                .with_context(|| format!("list {}", dir.display()))?
-                .path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if name.as_deref().is_some_and(atomic::is_temp_name) {
+        for (path, record) in self.records_in(&top)? {
+            let foreign = matches!(&record, Ok(r) if !r.network.is_empty() && r.network != network);
+            if !foreign {
+                out.push((path, record));
+            }
+        }
+        let own = top.join(network_dir_name(network));
+        if fs::symlink_metadata(&own).is_ok() {
+            own_directory(&own)?;
+            out.extend(self.records_in(&own)?);
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// The files (not directories, not temporaries) of one records directory.
+    fn records_in(&self, dir: &Path) -> Result<Vec<(PathBuf, Result<AttachmentRecord>)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).with_context(|| format!("list {}", dir.display()))? {
+            let entry = entry.with_context(|| format!("list {}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if atomic::is_temp_name(&name) || entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
+            let path = entry.path();
             let record = self
                 .read_json::<AttachmentRecord>(&path)
                 .and_then(|r| r.with_context(|| format!("{} vanished", path.display())));
             out.push((path, record));
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
@@ -221,6 +279,28 @@ impl StateDir {
     }
 }
 
+/// Records are written into, and GC deletes from, these directories: through a planted symlink
+/// both would reach a directory hostguard does not own.
+fn own_directory(dir: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(dir).with_context(|| format!("stat {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!(
+            "{} is a symbolic link or not a directory; hostguard keeps attachment records \
+             only in a directory of its own: remove it and the next call recreates it",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("remove {}", path.display())),
+    }
+}
+
 fn json_bytes<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .with_context(|| format!("serialize {}", path.display()))?;
@@ -238,22 +318,42 @@ fn reads_back_as_json(path: &Path, written: &[u8]) -> Result<()> {
 /// the interface name may hold almost any byte, so everything outside that set is %-escaped and a
 /// name can never leave the attachments directory.
 pub fn attachment_file_name(container_id: &str, ifname: &str) -> String {
-    let mut name = String::with_capacity(container_id.len() + ifname.len() + 8);
-    for part in [container_id, "@", ifname] {
-        if part == "@" {
-            name.push('@');
-            continue;
+    format!("{}@{}.json", escape(container_id), escape(ifname))
+}
+
+/// A network's records directory: its name %-escaped (a leading dot too, so that no name becomes
+/// `.` or `..`). Network names have no length limit in the spec; a long one is cut and made unique
+/// again with a hash of the whole name, so the directory name always fits NAME_MAX.
+pub fn network_dir_name(network: &str) -> String {
+    const KEEP: usize = 160;
+    let mut name = escape(network);
+    if name.starts_with('.') {
+        name.replace_range(..1, "%2E");
+    }
+    if name.len() > KEEP {
+        let mut cut = KEEP;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
         }
-        for byte in part.bytes() {
-            if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-') {
-                name.push(char::from(byte));
-            } else {
-                name.push_str(&format!("%{byte:02X}"));
-            }
+        // FNV-1a: stable across releases and platforms, unlike std's hasher.
+        let hash = network.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        name = format!("{}~{hash:016x}", &name[..cut]);
+    }
+    name
+}
+
+fn escape(part: &str) -> String {
+    let mut out = String::with_capacity(part.len());
+    for byte in part.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
         }
     }
-    name.push_str(".json");
-    name
+    out
 }
 
 #[cfg(test)]
@@ -279,6 +379,16 @@ mod tests {
     }
 
     #[test]
+    fn network_directories_stay_inside_and_fit() {
+        assert_eq!(network_dir_name("k8s-pod-network"), "k8s-pod-network");
+        assert_eq!(network_dir_name(".."), "%2E.");
+        assert_eq!(network_dir_name("a/b"), "a%2Fb");
+        let long = network_dir_name(&"x".repeat(4096));
+        assert!(long.len() < 200, "{long}");
+        assert_ne!(long, network_dir_name(&"x".repeat(4097)));
+    }
+
+    #[test]
     fn records_round_trip_and_corruption_is_named() {
         let dir = scratch("rt");
         let state = StateDir::open(&dir).unwrap();
@@ -291,7 +401,7 @@ mod tests {
             created_unix: 1,
         };
         state.write_attachment(&rec).unwrap();
-        let all = state.attachments().unwrap();
+        let all = state.attachments_of("n").unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].1.as_ref().unwrap(), &rec);
 

@@ -16,14 +16,7 @@ impl Node {
     }
 
     fn records(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.state.join("attachments"))
-            .map(|rd| {
-                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        common::attachment_records(&self.state.path)
     }
 }
 
@@ -60,15 +53,40 @@ fn add_passes_prev_result_through_in_every_version() {
     assert_eq!(node.records().len(), VERSIONS.len());
 }
 
+/// prevResult is converted between the result shapes of the spec, not relabelled: every pair of
+/// versions, with the one field that differs (`ips[].version`) added or dropped and nothing else
+/// changed.
 #[test]
-fn add_result_takes_the_config_version_even_when_prev_result_says_otherwise() {
-    let node = Node::new("ver");
-    let mut conf = node.with_prev("1.0.0");
-    conf["prevResult"]["cniVersion"] = "0.4.0".into();
-    let out = node.attach("ADD", "c1").config(&conf).run();
-    out.ok();
-    assert_eq!(out.json()["cniVersion"], "1.0.0");
-    assert_eq!(out.json()["x-unknown-vendor-field"]["kept"], true);
+fn add_converts_prev_result_to_the_config_version() {
+    let node = Node::new("conv");
+    for (i, from) in VERSIONS.iter().enumerate() {
+        for (j, to) in VERSIONS.iter().enumerate() {
+            let mut conf = node.conf(to, json!({ "prevResult": prev_result(from) }));
+            conf["cniVersion"] = json!(to);
+            let out = node.attach("ADD", &format!("c{i}{j}")).config(&conf).run();
+            out.ok();
+            let mut expected = prev_result(to);
+            expected["cniVersion"] = json!(to);
+            assert_eq!(out.json(), expected, "{from} -> {to}");
+        }
+    }
+}
+
+/// A result of the 0.1.0/0.2.0 shape, or of a version no spec defines, has no conversion: code 1,
+/// and no record.
+#[test]
+fn add_refuses_a_prev_result_it_cannot_convert() {
+    let node = Node::new("noconv");
+    let old_shape = json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.88.0.5/24"}});
+    let mislabelled = json!({"cniVersion": "1.0.0", "ip4": {"ip": "10.88.0.5/24"}});
+    let mut future = prev_result("1.0.0");
+    future["cniVersion"] = json!("9.9.9");
+    for prev in [old_shape, mislabelled, future] {
+        let conf = node.conf("1.0.0", json!({ "prevResult": prev }));
+        let err = node.attach("ADD", "c1").config(&conf).run().error(1);
+        assert_eq!(err["cniVersion"], "1.0.0", "{err}");
+    }
+    assert!(node.records().is_empty());
 }
 
 #[test]
@@ -162,6 +180,39 @@ fn del_after_the_container_namespace_is_gone_succeeds() {
         .is_none());
 }
 
+/// STATUS and GC concern the plugin, not an attachment: stale attachment variables a runtime
+/// leaves in their environment do not fail them. Errors found before the configuration is read
+/// still answer in its version, and their details are sentences, not Rust's debug text.
+#[test]
+fn status_and_gc_ignore_attachment_variables_and_errors_keep_the_callers_version() {
+    let node = Node::new("stale");
+    for verb in ["STATUS", "GC"] {
+        Cni::new(verb)
+            .in_ns(&node.host)
+            .env("CNI_IFNAME", "a/b")
+            .env("CNI_NETNS", "relative")
+            .env("CNI_CONTAINERID", "../x")
+            .config(&node.conf("1.1.0", json!({})))
+            .run()
+            .ok_silent();
+    }
+    let err = Cni::new("FROB")
+        .config(&node.conf("0.4.0", json!({})))
+        .run()
+        .error(4);
+    assert_eq!(err["cniVersion"], "0.4.0", "{err}");
+    let err = node
+        .attach("CHECK", "c1")
+        .config(&node.with_prev("0.3.1"))
+        .run()
+        .error(1);
+    let details = err["details"].as_str().unwrap();
+    assert!(
+        details.contains("0.4.0") && !details.contains("SpecVersion"),
+        "{details}"
+    );
+}
+
 #[test]
 fn status_and_gc_exist_from_1_1_0_on() {
     let node = Node::new("stgc");
@@ -214,6 +265,79 @@ fn gc_keeps_exactly_the_valid_attachments() {
 
     gc("cni.dev/valid-attachments", Value::Null);
     assert!(node.records().is_empty());
+}
+
+/// A container attached to two networks (Multus and the like) through the same interface name:
+/// each network's DEL and GC touch only that network's records.
+#[test]
+fn gc_and_del_touch_only_their_own_networks_records() {
+    let node = Node::new("gcnet");
+    let on = |network: &str, extra: Value| {
+        let mut conf = node.conf("1.1.0", extra);
+        conf["name"] = json!(network);
+        conf
+    };
+    let with_prev = |network: &str| on(network, json!({ "prevResult": prev_result("1.1.0") }));
+    for (network, id) in [("blue", "c1"), ("red", "c1"), ("red", "c2")] {
+        node.attach("ADD", id)
+            .config(&with_prev(network))
+            .run()
+            .ok();
+    }
+    let records = |network: &str| -> Vec<String> {
+        let dir = node.state.join("attachments").join(network);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(records("blue"), ["c1@eth0.json"]);
+    assert_eq!(records("red"), ["c1@eth0.json", "c2@eth0.json"]);
+
+    // blue's runtime knows no attachment of blue any more: red's records stay.
+    Cni::new("GC")
+        .in_ns(&node.host)
+        .config(&on("blue", json!({ "cni.dev/valid-attachments": [] })))
+        .run()
+        .ok_silent();
+    assert!(records("blue").is_empty());
+    assert_eq!(records("red"), ["c1@eth0.json", "c2@eth0.json"]);
+
+    node.attach("ADD", "c1")
+        .config(&with_prev("blue"))
+        .run()
+        .ok();
+    node.attach("DEL", "c1")
+        .config(&on("red", json!({})))
+        .run()
+        .ok_silent();
+    assert_eq!(records("blue"), ["c1@eth0.json"]);
+    assert_eq!(records("red"), ["c2@eth0.json"]);
+}
+
+/// Records of the older flat layout name their network inside: GC of another network keeps them,
+/// GC of theirs judges them; one that names no network is judged by every GC, as before.
+#[test]
+fn gc_judges_flat_layout_records_by_the_network_they_name() {
+    let node = Node::new("gcflat");
+    let top = node.state.join("attachments");
+    std::fs::create_dir_all(&top).unwrap();
+    for (id, network) in [("old-red", "red"), ("old-blue", "blue"), ("old-none", "")] {
+        let record = json!({"version": 1, "containerID": id, "ifname": "eth0",
+                            "netns": "/x", "network": network, "created_unix": 1});
+        std::fs::write(top.join(format!("{id}@eth0.json")), record.to_string()).unwrap();
+    }
+    let mut conf = node.conf("1.1.0", json!({ "cni.dev/valid-attachments": [] }));
+    conf["name"] = json!("blue");
+    Cni::new("GC")
+        .in_ns(&node.host)
+        .config(&conf)
+        .run()
+        .ok_silent();
+    assert_eq!(node.records(), ["old-red@eth0.json"]);
 }
 
 #[test]

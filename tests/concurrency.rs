@@ -89,7 +89,9 @@ fn sixty_four_parallel_add_del_pairs_with_an_uplink_attach_and_an_install() {
             let gate = Arc::clone(&gate);
             let add = node.call("ADD", &format!("p{i}")).config(&conf);
             let del = node.call("DEL", &format!("p{i}")).config(&conf);
-            let record = node.state().join(format!("attachments/p{i}@eth0.json"));
+            let record = node
+                .state()
+                .join(format!("attachments/hostile/p{i}@eth0.json"));
             thread::spawn(move || {
                 let out = add.run();
                 assert_eq!(out.status, 0, "ADD p{i}: {out:?}");
@@ -141,7 +143,9 @@ fn sixty_four_parallel_add_del_pairs_with_an_uplink_attach_and_an_install() {
         .map(|i| {
             let add = node.call("ADD", &format!("q{i}")).config(&conf);
             let del = node.call("DEL", &format!("q{i}")).config(&conf);
-            let record = node.state().join(format!("attachments/q{i}@eth0.json"));
+            let record = node
+                .state()
+                .join(format!("attachments/hostile/q{i}@eth0.json"));
             thread::spawn(move || {
                 add.run().ok();
                 assert!(record.is_file(), "q{i} attached without a record");

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{prev_result, Cni, Netns, TempDir};
-use hostguard::install::entry::KNOWN_KEYS;
+use hostguard::config::ENTRY_KEYS as KNOWN_KEYS;
 use ipnetwork::IpNetwork;
 use serde_json::{json, Map, Value};
 

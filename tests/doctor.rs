@@ -362,20 +362,24 @@ fn fix_on_an_identical_existing_drop_in_is_unchanged_and_a_later_file_still_wins
     );
 }
 
+/// A file read after hostguard's drop-in that assigns `unmanaged-devices=` replaces its list, but
+/// not its `[device-*]` section: after `--fix` NetworkManager leaves the CNI interfaces alone.
+/// (tests/nm_oracle.rs shows NetworkManager's own merge agreeing.)
 #[test]
-fn fix_detects_a_later_networkmanager_file_that_replaces_the_list() {
+fn fix_wins_over_a_later_networkmanager_file_that_replaces_the_list() {
     let root = Root::copy_of("nm-later-override");
+    let before = on(&root, &["--json"]);
+    assert_eq!(before.code, 1);
+    assert!(before
+        .ids()
+        .iter()
+        .all(|id| id == "networkmanager-manages-cni-interfaces"));
     let out = on(&root, &["--fix", "--json"]);
-    assert_eq!(out.code, 1);
-    assert!(root.file(NM_DROPIN).exists());
-    let finding = &out.json()["findings"][0];
-    assert!(finding["evidence"].as_str().unwrap().contains(
-        "/etc/NetworkManager/conf.d/60-operator.conf is read after hostguard's /etc/NetworkManager/conf.d/50-hostguard.conf and replaces its unmanaged-devices"
-    ));
-    assert!(finding["fix"]
-        .as_str()
-        .unwrap()
-        .contains("change it to `unmanaged-devices+=`"));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.ids().is_empty(), "{}", out.stdout);
+    let dropin = fs::read_to_string(root.file(NM_DROPIN)).unwrap();
+    assert!(dropin.contains("\n[device-hostguard-cni]\nmatch-device=interface-name:cali*;"));
+    assert!(dropin.contains("\nmanaged=0\n"));
 }
 
 #[test]
@@ -389,22 +393,27 @@ fn json_schema_is_stable_field_by_field() {
         let top: Vec<&String> = report.as_object().unwrap().keys().collect();
         assert_eq!(top, ["findings", "fixed"]);
         assert!(out.stdout.find("\"findings\"") < out.stdout.find("\"fixed\""));
-        let first = out.stdout.find("\"id\"").unwrap();
-        let positions: Vec<usize> = [
-            "\"id\"",
-            "\"severity\"",
-            "\"subject\"",
-            "\"evidence\"",
-            "\"why\"",
-            "\"fix\"",
-        ]
-        .iter()
-        .map(|k| first + out.stdout[first..].find(k).unwrap())
-        .collect();
-        assert!(
-            positions.windows(2).all(|w| w[0] < w[1]),
-            "field order {positions:?}"
-        );
+        // After --fix nothing may be left to report, and so no finding to check the order of.
+        match out.stdout.find("\"id\"") {
+            None => assert!(args.contains(&"--fix"), "{}", out.stdout),
+            Some(first) => {
+                let positions: Vec<usize> = [
+                    "\"id\"",
+                    "\"severity\"",
+                    "\"subject\"",
+                    "\"evidence\"",
+                    "\"why\"",
+                    "\"fix\"",
+                ]
+                .iter()
+                .map(|k| first + out.stdout[first..].find(k).unwrap())
+                .collect();
+                assert!(
+                    positions.windows(2).all(|w| w[0] < w[1]),
+                    "field order {positions:?}"
+                );
+            }
+        }
         for finding in report["findings"].as_array().unwrap() {
             let keys: Vec<&String> = finding.as_object().unwrap().keys().collect();
             assert_eq!(
@@ -495,4 +504,83 @@ fn usage_errors_exit_2() {
     assert_eq!(missing.code, 2);
     assert!(missing.stderr.contains("is not a directory"));
     assert!(missing.stdout.is_empty());
+}
+
+/// Most nodes run no systemd-networkd at all: its defaults fight nobody there.
+#[test]
+fn networkd_settings_are_checked_only_where_networkd_is_installed() {
+    let root = Root::copy_of("no-config");
+    fs::remove_file(root.file("usr/lib/systemd/system/systemd-networkd.service")).unwrap();
+    let out = on(&root, &["--json"]);
+    assert_eq!(
+        (out.code, out.ids()),
+        (0, Vec::<String>::new()),
+        "{}",
+        out.stdout
+    );
+    assert!(on(&root, &[]).stdout.contains("not installed"));
+    let out = on(&root, &["--fix", "--json"]);
+    assert!(out.json()["fixed"].as_array().unwrap().is_empty());
+    assert!(!root.file(NETWORKD_DROPIN).exists());
+
+    // The unit reached through a merged-/usr link (lib -> usr/lib) counts.
+    fs::remove_dir_all(root.file("usr/lib/systemd/system")).unwrap();
+    fs::create_dir_all(root.file("usr/lib/systemd")).unwrap();
+    fs::write(root.file("usr/lib/systemd/systemd-networkd"), b"").unwrap();
+    assert_eq!(on(&root, &["--json"]).ids().len(), 2);
+}
+
+/// A host's absolute symbolic links, read under `--root`, lead to the host's files: inside the
+/// root, never to the files of the machine the doctor runs on.
+#[test]
+fn absolute_links_under_the_root_are_read_inside_it() {
+    let root = Root::copy_of("no-config");
+    // The host keeps its networkd drop-ins elsewhere and links the directory in, absolutely.
+    let kept = root.file("srv/networkd-dropins");
+    fs::create_dir_all(&kept).unwrap();
+    fs::write(
+        kept.join("10-cni.conf"),
+        "[Network]\nManageForeignRoutingPolicyRules=no\nManageForeignRoutes=no\n",
+    )
+    .unwrap();
+    fs::create_dir_all(root.file("etc/systemd")).unwrap();
+    symlink(
+        "/srv/networkd-dropins",
+        root.file("etc/systemd/networkd.conf.d"),
+    )
+    .unwrap();
+    let out = on(&root, &["--json"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    // A file linked absolutely to /etc/hostname is the root's /etc/hostname (absent here), not
+    // the file of the machine the doctor runs on.
+    symlink("/etc/hostname", kept.join("20-host.conf")).unwrap();
+    let out = on(&root, &["--json"]);
+    assert_eq!(out.ids(), ["networkd-config-unreadable"], "{}", out.stdout);
+    assert!(out.finding("networkd-config-unreadable")["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("20-host.conf is a dangling symbolic link"));
+}
+
+/// `--fix` writes through a linked directory into the root's target of that link, never into
+/// the same path on the machine the doctor runs on.
+#[test]
+fn fix_writes_inside_the_root_through_absolute_links() {
+    let root = Root::copy_of("nm-without-unmanaged");
+    let outside = std::env::temp_dir().join(format!("hg-doctor-escape-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&outside);
+    fs::create_dir_all(&outside).unwrap();
+    // The host's conf.d is a link to an absolute path that also exists on this machine.
+    let inside = root.path.join(outside.strip_prefix("/").unwrap());
+    fs::create_dir_all(&inside).unwrap();
+    symlink(&outside, root.file("etc/NetworkManager/conf.d")).unwrap();
+    let out = on(&root, &["--fix", "--json"]);
+    let escaped: Vec<_> = fs::read_dir(&outside).unwrap().flatten().collect();
+    let _ = fs::remove_dir_all(&outside);
+    assert!(
+        escaped.is_empty(),
+        "--fix wrote outside the root: {escaped:?}"
+    );
+    assert!(inside.join("50-hostguard.conf").is_file(), "{}", out.stdout);
+    assert_eq!(out.code, 0, "{}", out.stdout);
 }

@@ -150,7 +150,7 @@ fn planted_records_are_replaced_or_dropped_never_followed() {
     let conf = state_conf(&node);
     let elsewhere = victim(&node);
     let outside = tree(&elsewhere);
-    let attachments = node.state().join("attachments");
+    let attachments = node.state().join("attachments/hostile");
     node.call("ADD", "c0").config(&conf).run().ok();
     // A symlink and a FIFO where records go, and a FIFO under another record's name.
     symlink(
@@ -191,31 +191,34 @@ fn planted_records_are_replaced_or_dropped_never_followed() {
     );
 }
 
-/// A symlinked `attachments` directory would make ADD write records, and GC delete files, in a
-/// directory hostguard does not own.
+/// A symlinked `attachments` directory, or one network's records directory inside it, would make
+/// ADD write records, and GC delete files, in a directory hostguard does not own.
 #[test]
-fn a_symlinked_attachments_directory_is_refused() {
-    let node = Node::new("attsym");
-    let conf = state_conf(&node);
-    let elsewhere = victim(&node);
-    let outside = tree(&elsewhere);
-    fs::create_dir_all(node.state()).unwrap();
-    symlink(&elsewhere, node.state().join("attachments")).unwrap();
-    let err = node.call("ADD", "c1").config(&conf).run().error(5);
-    assert!(err.to_string().contains("attachments"), "{err}");
-    let mut gc = conf.clone();
-    gc["cni.dev/valid-attachments"] = json!([]);
-    node.call("GC", "")
-        .unset("CNI_CONTAINERID")
-        .config(&gc)
-        .run()
-        .error(5);
-    node.call("DEL", "c1").config(&conf).run().ok();
-    assert_eq!(
-        outside,
-        tree(&elsewhere),
-        "ADD or GC reached through the symlink"
-    );
+fn a_symlinked_records_directory_is_refused() {
+    for (tag, records_dir) in [("attsym", "attachments"), ("netsym", "attachments/hostile")] {
+        let node = Node::new(tag);
+        let conf = state_conf(&node);
+        let elsewhere = victim(&node);
+        let outside = tree(&elsewhere);
+        let link = node.state().join(records_dir);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink(&elsewhere, &link).unwrap();
+        let err = node.call("ADD", "c1").config(&conf).run().error(5);
+        assert!(err.to_string().contains(records_dir), "{err}");
+        let mut gc = conf.clone();
+        gc["cni.dev/valid-attachments"] = json!([]);
+        node.call("GC", "")
+            .unset("CNI_CONTAINERID")
+            .config(&gc)
+            .run()
+            .error(5);
+        node.call("DEL", "c1").config(&conf).run().ok();
+        assert_eq!(
+            outside,
+            tree(&elsewhere),
+            "{records_dir}: a call reached through the symlink"
+        );
+    }
 }
 
 #[test]
@@ -226,7 +229,7 @@ fn a_symlinked_state_directory_is_followed_on_purpose() {
     symlink(&real, node.state()).unwrap();
     node.call("ADD", "c1").config(&state_conf(&node)).run().ok();
     assert!(real.join("baseline.json").is_file());
-    assert!(real.join("attachments/c1@eth0.json").is_file());
+    assert!(real.join("attachments/hostile/c1@eth0.json").is_file());
 }
 
 #[test]
@@ -356,15 +359,15 @@ rm "$D/fill"
 call ADD c1 "$C"
 fill
 call ADD c2 "$C"
-echo "after-full: $(ls -A "$D/state/attachments" | tr '\n' ' ')"
+echo "after-full: $(ls -A "$D/state/attachments/hostile" | tr '\n' ' ')"
 cat "$D/state/baseline.json" >/dev/null
 call CHECK c1 "$C"
 call DEL c1 "$C"
 rm "$D/fill"
 call ADD c2 "$C"
-echo "final: $(ls -A "$D/state/attachments" | tr '\n' ' ')"
+echo "final: $(ls -A "$D/state/attachments/hostile" | tr '\n' ' ')"
 echo "temps: $(find "$D" -name '.hostguard-tmp-*' | wc -l)"
-for f in "$D"/state/baseline.json "$D"/state/attachments/*.json; do
+for f in "$D"/state/baseline.json "$D"/state/attachments/*/*.json; do
     jq -e . "$f" >/dev/null || echo "invalid: $f"
 done
 "#,

@@ -11,23 +11,7 @@ use serde_json::{json, Value};
 
 /// A configuration that sets every key of the contract, so that each case below can replace one.
 fn full(node: &Node) -> Value {
-    node.conf(
-        "1.1.0",
-        json!({
-            "logFile": node.dir.join("hostguard.log").display().to_string(),
-            "logLevel": "info",
-            "routes": {"restore": true},
-            "rules": {"match": [{"priority": 100, "table": 77, "src": "10.244.0.0/16",
-                                 "dst": "10.0.0.0/8", "fwmark": 1, "iif": "eth0", "oif": "eth1",
-                                 "protocol": "static"}],
-                      "restore": true},
-            "uplink": {"interface": "eth1", "bridge": "br-sec"},
-            "refuse": {"team": true, "networkManager": true},
-            "networkManager": {"runDir": "/run/NetworkManager", "confDir": "/etc/NetworkManager"},
-            "waitFor": {"interfaces": [{"name": "tunl0", "up": true, "cidr": "10.244.0.0/16"}],
-                        "timeoutMs": 1000},
-        }),
-    )
+    node.conf("1.1.0", hostile_support::full_entry(node))
 }
 
 /// `a.b[0].c` for the JSON pointer `/a/b/0/c`, as error messages name keys.
@@ -53,22 +37,27 @@ fn with(mut conf: Value, pointer: &str, value: Value) -> Value {
     conf
 }
 
-/// Runs ADD and DEL with `stdin`; both must fail with `code` and change nothing, and the state
-/// directory must not even be created.
+/// Runs ADD and DEL with `stdin`: ADD must fail with `code`, DEL must succeed (a failed DEL
+/// would keep the runtime from running the rest of the chain's DEL), both must change nothing, and
+/// the state directory must not even be created. Returns ADD's error.
 fn refused(node: &Node, stdin: &[u8], code: u64, what: &str) -> Vec<Value> {
-    ["ADD", "DEL"]
-        .iter()
-        .map(|verb| {
-            let out = node.call(verb, "c1").stdin(stdin.to_vec()).run();
-            let err = std::panic::catch_unwind(|| out.error(code))
-                .unwrap_or_else(|_| panic!("{verb} {what}: expected code {code}, got {out:?}"));
-            assert!(
-                !node.state().exists(),
-                "{verb} {what}: the state directory was created"
-            );
-            err
-        })
-        .collect()
+    let add = node.call("ADD", "c1").stdin(stdin.to_vec()).run();
+    let err = std::panic::catch_unwind(|| add.error(code))
+        .unwrap_or_else(|_| panic!("ADD {what}: expected code {code}, got {add:?}"));
+    assert!(
+        !node.state().exists(),
+        "ADD {what}: the state directory was created"
+    );
+    let del = node.call("DEL", "c1").stdin(stdin.to_vec()).run();
+    assert!(
+        del.status == 0 && del.stdout.trim().is_empty(),
+        "DEL {what}: expected success, got {del:?}"
+    );
+    assert!(
+        !node.state().exists(),
+        "DEL {what}: the state directory was created"
+    );
+    vec![err]
 }
 
 #[test]
@@ -133,137 +122,12 @@ fn eight_mib_strings_are_refused_at_the_stdin_cap() {
 
 /// Every key of the contract with values of every wrong JSON type (and a few out-of-range
 /// values of the right type): code 7 (1 for an unsupported cniVersion) and a message that names
-/// the key, for ADD and for DEL alike.
+/// the key for ADD; DEL succeeds whatever the configuration.
 #[test]
 fn every_key_with_a_wrong_type_is_code_7_naming_the_key() {
     let node = Node::new("types");
     let before = node.picture();
-    let not_string = || vec![json!(1), json!(true), json!([]), json!({}), json!(1.5)];
-    let not_bool = || vec![json!(1), json!("true"), json!([]), json!({}), json!(0)];
-    let not_u32 = || {
-        vec![
-            json!("1"),
-            json!(true),
-            json!([]),
-            json!({}),
-            json!(-1),
-            json!(1.5),
-            json!(4_294_967_296u64),
-        ]
-    };
-    let not_object = || vec![json!(1), json!("x"), json!(true), json!([])];
-    let not_array = || vec![json!(1), json!("x"), json!(true), json!({})];
-    let mut cases: Vec<(&str, Vec<Value>)> = vec![
-        (
-            "/cniVersion",
-            vec![json!(1), json!(true), json!([]), json!({}), json!("")],
-        ),
-        (
-            "/name",
-            vec![json!(1), json!(true), json!([]), json!({}), json!("")],
-        ),
-        (
-            "/prevResult",
-            vec![json!([]), json!(1), json!("x"), json!(true)],
-        ),
-        (
-            "/logFile",
-            [not_string(), vec![json!("relative.log"), json!("")]].concat(),
-        ),
-        ("/logLevel", [not_string(), vec![json!("loud")]].concat()),
-        (
-            "/stateDir",
-            [not_string(), vec![json!("var/lib"), json!("")]].concat(),
-        ),
-        ("/routes", not_object()),
-        ("/routes/restore", not_bool()),
-        ("/rules", not_object()),
-        ("/rules/match", not_array()),
-        ("/rules/match/0", [not_object(), vec![json!({})]].concat()),
-        ("/rules/restore", not_bool()),
-        ("/uplink", not_object()),
-        (
-            "/uplink/interface",
-            [
-                not_string(),
-                vec![json!(""), json!("a/b"), json!("x".repeat(16))],
-            ]
-            .concat(),
-        ),
-        (
-            "/uplink/bridge",
-            [not_string(), vec![json!(".."), json!("a b"), json!("a:b")]].concat(),
-        ),
-        ("/refuse", not_object()),
-        ("/refuse/team", not_bool()),
-        ("/refuse/networkManager", not_bool()),
-        ("/networkManager", not_object()),
-        (
-            "/networkManager/runDir",
-            [not_string(), vec![json!("run")]].concat(),
-        ),
-        (
-            "/networkManager/confDir",
-            [not_string(), vec![json!("etc")]].concat(),
-        ),
-        ("/waitFor", not_object()),
-        ("/waitFor/interfaces", not_array()),
-        ("/waitFor/interfaces/0", not_object()),
-        (
-            "/waitFor/interfaces/0/name",
-            [not_string(), vec![json!(""), json!("../x")]].concat(),
-        ),
-        ("/waitFor/interfaces/0/up", not_bool()),
-        (
-            "/waitFor/interfaces/0/cidr",
-            [
-                not_string(),
-                vec![json!("10.0.0.0/33"), json!("::/129"), json!("tunl0")],
-            ]
-            .concat(),
-        ),
-        (
-            "/waitFor/timeoutMs",
-            vec![
-                json!("1"),
-                json!(true),
-                json!(-1),
-                json!(1.5),
-                json!(120_001),
-                json!([]),
-            ],
-        ),
-    ];
-    for key in ["priority", "table", "fwmark"] {
-        let pointer: &'static str = Box::leak(format!("/rules/match/0/{key}").into_boxed_str());
-        cases.push((pointer, not_u32()));
-    }
-    for key in ["src", "dst"] {
-        let pointer: &'static str = Box::leak(format!("/rules/match/0/{key}").into_boxed_str());
-        cases.push((
-            pointer,
-            [not_string(), vec![json!("10.0.0.300/8")]].concat(),
-        ));
-    }
-    for key in ["iif", "oif"] {
-        let pointer: &'static str = Box::leak(format!("/rules/match/0/{key}").into_boxed_str());
-        cases.push((
-            pointer,
-            [not_string(), vec![json!("x".repeat(16))]].concat(),
-        ));
-    }
-    cases.push((
-        "/rules/match/0/protocol",
-        vec![
-            json!(true),
-            json!([]),
-            json!({}),
-            json!(256),
-            json!(-1),
-            json!(1.5),
-            json!("bogus"),
-        ],
-    ));
+    let cases = hostile_support::wrong_values();
 
     let mut runs = 0;
     for (pointer, values) in &cases {
@@ -466,7 +330,7 @@ fn unusual_but_valid_names_stay_inside_the_state_directory() {
         assert_eq!(records.len(), 1, "{records:?}");
         assert!(!records[0].contains('/') && records[0].len() <= 255);
         let record: Value = serde_json::from_slice(
-            &std::fs::read(node.state().join("attachments").join(&records[0])).unwrap(),
+            &std::fs::read(node.state().join("attachments/hostile").join(&records[0])).unwrap(),
         )
         .unwrap();
         assert_eq!(record["ifname"], ifname);

@@ -133,7 +133,7 @@ fn reaction_from_address_to_add_returning() {
 #[test]
 #[ignore = "benchmark"]
 fn reaction_of_wait_ready_in_process() {
-    use hostguard::cni::config::WaitInterface;
+    use hostguard::config::WaitInterface;
     use hostguard::host::wait::wait_ready;
     use hostguard::netlink::Netlink;
     use nix::sched::{unshare, CloneFlags};

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             for wait in &conf.plugin.wait_for.interfaces {
                 assert!(hostguard::cni::env::validate_ifname(&wait.name).is_ok());
             }
-            assert!(conf.plugin.wait_for.timeout_ms <= config::MAX_WAIT_TIMEOUT_MS);
+            assert!(conf.plugin.wait_for.timeout_ms <= hostguard::config::MAX_WAIT_TIMEOUT_MS);
             assert!(conf.plugin.state_dir.is_absolute());
             if let Some(prev) = &conf.prev_result {
                 let out = serde_json::to_string(prev).expect("prevResult re-serializes");

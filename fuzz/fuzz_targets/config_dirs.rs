@@ -36,6 +36,7 @@ fn paths(root: &Path) -> NmPaths {
         conf_dir: root.join("etc/NetworkManager"),
         lib_dir: root.join("usr/lib/NetworkManager"),
         proc_dir: root.join("proc"),
+        root: root.to_path_buf(),
     }
 }
 

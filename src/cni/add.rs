@@ -21,7 +21,10 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
              interface plugin in the conflist)",
         )
     })?;
-    // First, before anything touches the host: guarding routes or recording state for a node
+    // A result that cannot be given in the configuration's version is refused before anything
+    // touches the host.
+    let result = super::result::convert(prev, &req.conf.cni_version)?;
+    // Then, before anything else touches the host: guarding routes or recording state for a node
     // whose primary CNI is not up yet would record the wrong picture.
     wait_for_upstream(req, log)?;
     let state = super::open_state(&req.conf.plugin.state_dir)?;
@@ -53,7 +56,7 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
             .map_err(|err| CniError::io("cannot record the attachment", &err))?;
     }
     log.info("attachment recorded");
-    Ok(super::passthrough(prev, &req.conf.cni_version))
+    Ok(result)
 }
 
 /// Restores missing baseline default routes and guarded rules; what cannot be restored is a

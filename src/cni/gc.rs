@@ -1,4 +1,6 @@
-//! GC: drop attachment records the runtime no longer lists as valid. Unreadable records are
+//! GC: drop this network's attachment records the runtime no longer lists as valid; other
+//! networks' records are not even read (records of the older, flat layout that name no network
+//! are judged by every network's GC, as they always were). Unreadable records are
 //! dropped too (they name no attachment that could still be valid); errors are collected, not
 //! fatal, as the spec asks.
 
@@ -13,7 +15,7 @@ pub fn gc(req: &Request, log: &mut Logger) -> CniResult<()> {
         .lock("attachments")
         .map_err(|err| CniError::io("cannot lock the attachment records", &err))?;
     let records = state
-        .attachments()
+        .attachments_of(&req.conf.name)
         .map_err(|err| CniError::io("cannot list the attachment records", &err))?;
     let mut failures = Vec::new();
     let mut removed = 0;

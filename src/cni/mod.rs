@@ -10,14 +10,13 @@ mod add;
 mod check;
 mod del;
 mod gc;
+mod result;
 mod status;
 mod uplink;
 
 use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-
-use serde_json::{Map, Value};
 
 use crate::log::Logger;
 use crate::state::StateDir;
@@ -53,41 +52,42 @@ pub fn invocation(
     lookup: &dyn Fn(&str) -> Option<String>,
     stdin: &mut dyn Read,
 ) -> (Option<String>, i32) {
-    let verb = match env::verb_from(lookup) {
-        Ok(verb) => verb,
-        Err(err) => return (Some(err.to_json(version::CURRENT)), 1),
-    };
-    if verb == Verb::Version {
+    let verb = env::verb_from(lookup);
+    if let Ok(Verb::Version) = verb {
         // VERSION needs nothing but CNI_COMMAND, and stdin may be anything or nothing.
         return (Some(version::version_reply()), 0);
     }
-    let input = match read_capped(stdin) {
-        Ok(bytes) => bytes,
-        Err(err) => return (Some(err.to_json(version::CURRENT)), 1),
+    let input = read_capped(stdin);
+    // Every error, even one about the environment, answers in the caller's version once stdin
+    // names one we speak.
+    let reply_version = input
+        .as_deref()
+        .ok()
+        .and_then(config::peek_version)
+        .unwrap_or_else(|| version::CURRENT.to_string());
+    let verb = match verb {
+        Ok(verb) => verb,
+        Err(err) => return (Some(err.to_json(&reply_version)), 1),
     };
-    let reply_version =
-        config::peek_version(&input).unwrap_or_else(|| version::CURRENT.to_string());
     let mut log = Logger::new(
         verb.as_str(),
         lookup("CNI_CONTAINERID").as_deref(),
         lookup("CNI_IFNAME").as_deref(),
     );
     // A panic is a bug, but the runtime must still get a CNI error, not a backtrace.
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        dispatch(verb, lookup, &input, &mut log)
-    }))
-    .unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(CniError::new(
-            code::IO_FAILURE,
-            format!("internal error: {what}"),
-            "this is a hostguard bug; please report it with the log file",
-        ))
-    });
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| dispatch(verb, lookup, input, &mut log)))
+        .unwrap_or_else(|payload| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(CniError::new(
+                code::IO_FAILURE,
+                format!("internal error: {what}"),
+                "this is a hostguard bug; please report it with the log file",
+            ))
+        });
     match outcome {
         Ok(out) => {
             log.finish(LogLevel::Info, "ok");
@@ -103,11 +103,15 @@ pub fn invocation(
 fn dispatch(
     verb: Verb,
     lookup: &dyn Fn(&str) -> Option<String>,
-    input: &[u8],
+    input: CniResult<Vec<u8>>,
     log: &mut Logger,
 ) -> CniResult<Option<String>> {
     let env = env::env_for(verb, lookup)?;
-    let conf = config::parse(input)?;
+    if verb == Verb::Del {
+        // DEL never fails on its configuration; it reads what it uses by itself.
+        return del::del(&env, input.as_deref().map_err(Clone::clone), log).map(|()| None);
+    }
+    let conf = config::parse(&input?)?;
     if let Some(path) = &conf.plugin.log_file {
         let rotation = crate::log::Rotation::from_config(
             conf.plugin.log_max_size_mb,
@@ -125,7 +129,11 @@ fn dispatch(
             return Err(CniError::new(
                 code::INCOMPATIBLE_VERSION,
                 format!("{} is not part of CNI {}", verb.as_str(), conf.cni_version),
-                format!("{} needs cniVersion {minimum:?} or later", verb.as_str()),
+                format!(
+                    "{} needs cniVersion {minimum} or later; raise the conflist's cniVersion if \
+                     the runtime and every plugin of the chain support it.",
+                    verb.as_str()
+                ),
             ));
         }
     }
@@ -134,13 +142,13 @@ fn dispatch(
         "network {} spec {}",
         req.conf.name, req.conf.cni_version
     ));
-    if matches!(verb, Verb::Add | Verb::Check | Verb::Del) {
+    if matches!(verb, Verb::Add | Verb::Check) {
         uplink::recover_interrupted(&req, log)?;
     }
     match verb {
         Verb::Add => add::add(&req, log).map(|v| Some(v.to_string())),
         Verb::Check => check::check(&req, log).map(|()| None),
-        Verb::Del => del::del(&req, log).map(|()| None),
+        Verb::Del => unreachable!("DEL returned above"),
         Verb::Status => status::status(&req, log).map(|()| None),
         Verb::Gc => gc::gc(&req, log).map(|()| None),
         Verb::Version => Ok(Some(version::version_reply())),
@@ -161,13 +169,6 @@ fn read_capped(stdin: &mut dyn Read) -> CniResult<Vec<u8>> {
         ));
     }
     Ok(bytes)
-}
-
-/// prevResult as our result: untouched except `cniVersion`, which must be the config's.
-pub(crate) fn passthrough(prev: &Map<String, Value>, cni_version: &str) -> Value {
-    let mut out = prev.clone();
-    out.insert("cniVersion".into(), Value::String(cni_version.to_string()));
-    Value::Object(out)
 }
 
 /// The `waitFor` conditions looked at once, answered with the calling verb's codes: `unmet_code`
@@ -203,6 +204,7 @@ pub(crate) fn open_state(dir: &Path) -> CniResult<StateDir> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::collections::HashMap;
 
     fn call(pairs: &[(&str, &str)], stdin: &[u8]) -> (Option<Value>, i32) {
@@ -249,14 +251,71 @@ mod tests {
     }
 
     #[test]
-    fn passthrough_keeps_unknown_fields() {
-        let prev: Map<String, Value> = serde_json::from_str(
-            r#"{"cniVersion":"0.4.0","ips":[{"version":"4"}],"x-vendor":{"a":1}}"#,
-        )
-        .unwrap();
-        let out = passthrough(&prev, "1.0.0");
-        assert_eq!(out["cniVersion"], "1.0.0");
-        assert_eq!(out["x-vendor"]["a"], 1);
-        assert_eq!(out["ips"][0]["version"], "4");
+    fn environment_errors_answer_in_the_callers_version_too() {
+        let (out, _) = call(
+            &[("CNI_COMMAND", "FROB")],
+            br#"{"cniVersion":"0.4.0","name":"n"}"#,
+        );
+        assert_eq!(out.unwrap()["cniVersion"], "0.4.0");
+        let (out, _) = call(
+            &[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "../x")],
+            br#"{"cniVersion":"1.0.0","name":"n"}"#,
+        );
+        let out = out.unwrap();
+        assert_eq!(
+            (out["code"].as_u64(), out["cniVersion"].as_str()),
+            (Some(4), Some("1.0.0"))
+        );
+    }
+
+    #[test]
+    fn details_are_sentences_not_debug_text() {
+        let (out, _) = call(
+            &[
+                ("CNI_COMMAND", "CHECK"),
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_NETNS", "/x"),
+                ("CNI_IFNAME", "e"),
+            ],
+            br#"{"cniVersion":"0.3.1","name":"n"}"#,
+        );
+        let details = out.unwrap()["details"].as_str().unwrap().to_string();
+        assert!(
+            details.contains("0.4.0") && !details.contains("SpecVersion"),
+            "{details}"
+        );
+    }
+
+    /// hostguard is last in the chain, and a failed DEL stops the runtime from running the
+    /// interface plugin's and IPAM's DEL: no configuration problem may fail it.
+    #[test]
+    fn del_succeeds_whatever_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let s = state.display();
+        let broken = [
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","stateDir":"{s}","routes":{{"restor":false}}}}"#
+            ),
+            format!(r#"{{"cniVersion":"1.0.0","name":"n","stateDir":"{s}","logLevel":"verbose"}}"#),
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","stateDir":"{s}","waitFor":{{"timeoutMs":600000}}}}"#
+            ),
+            format!(r#"{{"cniVersion":"9.9.9","name":"n","stateDir":"{s}"}}"#),
+            format!(r#"{{"cniVersion":"1.0.0","stateDir":"{s}"}}"#),
+            r#"{"cniVersion":"1.0.0","name":"n","stateDir":"relative"}"#.to_string(),
+            r#"{"cniVersion":"1.0.0","name":"n","#.to_string(),
+            "[]".to_string(),
+        ];
+        let env = [
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_IFNAME", "eth0"),
+        ];
+        for stdin in &broken {
+            let (out, status) = call(&env, stdin.as_bytes());
+            assert_eq!((out, status), (None, 0), "{stdin}");
+            assert!(!state.exists(), "{stdin}: DEL created the state directory");
+        }
     }
 }

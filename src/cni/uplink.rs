@@ -13,7 +13,6 @@
 //!   (`recover_interrupted`, called once from the dispatcher). DEL only logs a failure there:
 //!   DEL must succeed.
 
-use super::env::Verb;
 use super::error::{code, CniError, CniResult};
 use super::Request;
 use crate::host::refusal;
@@ -22,21 +21,17 @@ use crate::host::uplink::{self, Attached, Refusal, RefusalKind, UplinkError};
 use crate::log::Logger;
 use crate::state::StateDir;
 
-/// Finishes or rolls back an interrupted uplink move before the verb touches the host.
+/// Finishes or rolls back an interrupted uplink move before ADD or CHECK touches the host.
 pub(super) fn recover_interrupted(req: &Request, log: &mut Logger) -> CniResult<()> {
     let state = match super::open_state(&req.conf.plugin.state_dir) {
         Ok(state) => state,
-        // The verb itself reports an unusable state directory (or, for DEL, ignores it).
+        // The verb itself reports an unusable state directory.
         Err(_) => return Ok(()),
     };
     match uplink::recover(&state) {
         Ok(None) => Ok(()),
         Ok(Some(recovered)) => {
             log.warn(&format!("uplink recovery: {recovered}"));
-            Ok(())
-        }
-        Err(err) if req.verb == Verb::Del => {
-            log.warn(&format!("uplink recovery failed, DEL goes on: {err}"));
             Ok(())
         }
         Err(err) => Err(CniError::new(
@@ -48,6 +43,15 @@ pub(super) fn recover_interrupted(req: &Request, log: &mut Logger) -> CniResult<
                 state.journal_path().display()
             ),
         )),
+    }
+}
+
+/// The same recovery for DEL, which only logs a failure: DEL must succeed.
+pub(super) fn recover_for_del(state: &StateDir, log: &mut Logger) {
+    match uplink::recover(state) {
+        Ok(None) => {}
+        Ok(Some(recovered)) => log.warn(&format!("uplink recovery: {recovered}")),
+        Err(err) => log.warn(&format!("uplink recovery failed, DEL goes on: {err}")),
     }
 }
 

@@ -31,6 +31,12 @@ impl SpecVersion {
     }
 }
 
+impl std::fmt::Display for SpecVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
 /// The VERSION verb's answer.
 pub fn version_reply() -> String {
     serde_json::json!({ "cniVersion": CURRENT, "supportedVersions": SUPPORTED }).to_string()

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::cni::config::{RuleSelector, RulesConfig};
+use crate::config::{RuleSelector, RulesConfig};
 use crate::host::route_guard::{self, Assessment, GuardOptions, GuardOutcome, Unrestored};
 use crate::host::routes;
 use crate::host::rules::{self, GuardedRule, RulesOutcome};

@@ -49,6 +49,9 @@ pub struct NmPaths {
     pub lib_dir: PathBuf,
     /// `/proc`, where a live NetworkManager process is looked for.
     pub proc_dir: PathBuf,
+    /// The root the files are read in: `/`, or the doctor's `--root`, inside which every
+    /// symbolic link is resolved (`crate::rootfs`).
+    pub root: PathBuf,
 }
 
 impl Default for NmPaths {
@@ -65,6 +68,7 @@ impl NmPaths {
             conf_dir: conf_dir.into(),
             lib_dir: PathBuf::from("/usr/lib/NetworkManager"),
             proc_dir: PathBuf::from("/proc"),
+            root: PathBuf::from("/"),
         }
     }
 
@@ -76,7 +80,13 @@ impl NmPaths {
             conf_dir: root.join("etc/NetworkManager"),
             lib_dir: root.join("usr/lib/NetworkManager"),
             proc_dir: root.join("proc"),
+            root: root.to_path_buf(),
         }
+    }
+
+    /// `path` with its symbolic links resolved inside [`NmPaths::root`].
+    pub fn at(&self, path: &Path) -> PathBuf {
+        crate::rootfs::confine(&self.root, path)
     }
 }
 
@@ -167,7 +177,7 @@ impl NmVerdict {
 /// precedence). Errors (a malformed configuration or state file) name the file and line; callers
 /// that guard the host should treat an error as "managed".
 pub fn nm_verdict(paths: &NmPaths, link: &LinkFacts) -> Result<NmVerdict> {
-    let record_path = paths.run_dir.join("devices").join(link.ifindex.to_string());
+    let record_path = paths.at(&paths.run_dir.join("devices").join(link.ifindex.to_string()));
     let record_name = format!("devices/{}", link.ifindex);
     let process = find_process(paths);
     let NmProcess::Running { pid } = process else {
@@ -294,7 +304,7 @@ pub fn find_process(paths: &NmPaths) -> NmProcess {
             .is_ok_and(|comm| comm.strip_suffix(b"\n").unwrap_or(&comm) == b"NetworkManager")
             && !elsewhere(pid)
     };
-    let pid_file = paths.run_dir.join("NetworkManager.pid");
+    let pid_file = paths.at(&paths.run_dir.join("NetworkManager.pid"));
     if let Ok(text) = keyfile::read_config_file(&pid_file) {
         if let Ok(pid) = text.trim().parse::<u32>() {
             if is_nm(pid) {
@@ -547,6 +557,9 @@ impl Group {
     }
 }
 
+/// A group of the merged configuration with its keys and values, as `--print-config` prints it.
+pub type MergedGroup = (String, Vec<(String, String)>);
+
 /// NetworkManager's configuration merged from all files, in its order.
 #[derive(Clone, Debug, Default)]
 pub struct NmConfig {
@@ -573,9 +586,9 @@ impl NmConfig {
     /// A file NetworkManager would refuse to load (bad syntax, not a regular file, unreadable) is
     /// an error naming it, as it is for NetworkManager.
     pub fn load(paths: &NmPaths) -> Result<NmConfig> {
-        let lib = conf_d_files(&paths.lib_dir.join("conf.d"))?;
-        let run = conf_d_files(&paths.run_dir.join("conf.d"))?;
-        let etc = conf_d_files(&paths.conf_dir.join("conf.d"))?;
+        let lib = conf_d_files(paths, &paths.lib_dir.join("conf.d"))?;
+        let run = conf_d_files(paths, &paths.run_dir.join("conf.d"))?;
+        let etc = conf_d_files(paths, &paths.conf_dir.join("conf.d"))?;
         let shadowed = |name: &String, by: &[&Vec<(String, PathBuf)>]| {
             by.iter().any(|list| list.iter().any(|(n, _)| n == name))
         };
@@ -590,7 +603,7 @@ impl NmConfig {
                 .filter(|(n, _)| !shadowed(n, &[&etc]))
                 .map(|(_, p)| p.clone()),
         );
-        let main = paths.conf_dir.join("NetworkManager.conf");
+        let main = paths.at(&paths.conf_dir.join("NetworkManager.conf"));
         // NetworkManager skips a missing main file (it tests existence following symlinks).
         let main_present = main.exists();
         if main_present {
@@ -718,6 +731,41 @@ impl NmConfig {
         slot.set(key, value);
     }
 
+    /// The merged configuration as NetworkManager's `--print-config` shows it: every group in
+    /// merge order with its keys and values (a device spec list joined with commas), and the
+    /// `[device*]` groups in lookup order (see [`NmConfig::decide`]). Tests hold it against
+    /// NetworkManager's own merge.
+    pub fn merged(&self) -> (Vec<MergedGroup>, Vec<String>) {
+        let groups = self
+            .groups
+            .iter()
+            .map(|group| {
+                let keys = group
+                    .keys
+                    .iter()
+                    .map(|(key, value)| {
+                        let text = match value {
+                            Value::Plain { text, .. } => text.clone(),
+                            Value::Specs(specs) => specs
+                                .iter()
+                                .map(|s| s.spec.as_str())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        };
+                        (key.clone(), text)
+                    })
+                    .collect();
+                (group.name.clone(), keys)
+            })
+            .collect();
+        let order = self
+            .device_sections()
+            .iter()
+            .map(|g| g.name.clone())
+            .collect();
+        (groups, order)
+    }
+
     /// `[device*]` sections in lookup order: later files first, top to bottom within a file, the
     /// plain `[device]` section last.
     fn device_sections(&self) -> Vec<&Group> {
@@ -811,8 +859,9 @@ fn specs_of(value: &Value) -> Vec<UnmanagedSpec> {
 
 /// `*.conf` entries of a `conf.d` directory as (file name, path), sorted by name in byte order,
 /// as NetworkManager lists them (hidden files included, file type checked when read). A missing
-/// directory is empty.
-fn conf_d_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+/// directory is empty. The paths have their links resolved inside the root.
+fn conf_d_files(paths: &NmPaths, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let dir = &paths.at(dir);
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -827,7 +876,7 @@ fn conf_d_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
             continue;
         };
         if name.ends_with(".conf") {
-            files.push((name, entry.path()));
+            files.push((name, paths.at(&entry.path())));
         }
     }
     files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));

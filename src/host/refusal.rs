@@ -2,7 +2,7 @@
 //! device, a team port, anything stacked on one, or a link NetworkManager manages is refused
 //! (incident 5), and the answer carries the evidence an operator can check.
 
-use crate::cni::config::{NmDirs, RefuseConfig};
+use crate::config::{NmDirs, RefuseConfig};
 use crate::host::links;
 use crate::host::nm::{self, LinkFacts, NmPaths};
 use crate::host::route_guard::LinkTable;

@@ -12,7 +12,7 @@ use ipnetwork::IpNetwork;
 use netlink_packet_core::{Emitable, Parseable};
 use serde::{Deserialize, Serialize};
 
-use crate::cni::config::RuleSelector;
+use crate::config::RuleSelector;
 use crate::netlink::{describe_rule, Netlink, RuleAttribute, RuleExt, RuleMessage};
 use netlink_packet_route::AddressFamily;
 

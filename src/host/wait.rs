@@ -31,7 +31,7 @@ use std::time::Instant;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::address::AddressFlags;
 
-use crate::cni::config::WaitInterface;
+use crate::config::WaitInterface;
 use crate::netlink::{
     AddressAttribute, AddressExt, AddressMessage, EventSocket, Group, LinkExt, Netlink, NlError,
     NlResult, RouteNetlinkMessage,

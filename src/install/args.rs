@@ -29,8 +29,9 @@ marked as install's own. An existing DIR/NAME that install did not write is neve
   --bin-dir DIR         copy this binary to DIR/hostguard first (atomically, mode 0755)
   --state-dir DIR       create this state directory (0700); it becomes the entry's stateDir unless
                         --plugin-config sets one (the host's path, when DIR is a container mount)
-  --host-root DIR       the host's / as mounted in a container (read only): where the check for
-                        networkd and NetworkManager settings that fight a CNI looks (default /)
+  --host-root DIR       where the host's / is (read-only at /host in the DaemonSet; / on the host
+                        itself): the networkd and NetworkManager settings that fight a CNI are
+                        looked for there and printed as warnings; without it they are not checked
   --watch               stay running and keep DIR/NAME in sync with the upstream config; exits 0
                         on SIGTERM or SIGINT and leaves the file in place
   --in-place            write no file of its own: insert the hostguard entry into the plugin list

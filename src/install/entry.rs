@@ -1,6 +1,10 @@
 //! The hostguard entry that install appends: `{"type":"hostguard"}` plus the keys of
 //! `--plugin-config`, and `stateDir` from `--state-dir` (unless the plugin config names it) so the
 //! plugin reads the baseline where install recorded it.
+//!
+//! The entry is judged by the plugin's own parser (`crate::config::parse_entry`) before anything
+//! is written: an entry the plugin would refuse fails every ADD on the node, so install refuses it
+//! with [`Refused`] and the plugin's own code and message.
 
 use std::fs;
 use std::io::Read;
@@ -10,28 +14,35 @@ use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
 use super::validate::{self, HOSTGUARD_TYPE};
+use crate::cni::error::CniError;
+use crate::config::ENTRY_KEYS;
 
-/// The plugin configuration keys of the contract; anything else is most likely a typo.
-pub const KNOWN_KEYS: [&str; 12] = [
-    "type",
-    "logFile",
-    "logLevel",
-    "logMaxSizeMB",
-    "logMaxFiles",
-    "stateDir",
-    "routes",
-    "rules",
-    "uplink",
-    "refuse",
-    "networkManager",
-    "waitFor",
-];
+/// An entry the plugin would refuse, with the error the plugin would answer every ADD with.
+#[derive(Debug)]
+pub struct Refused {
+    pub source: String,
+    pub error: CniError,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the hostguard entry from {} would fail every pod on this node, so nothing was \
+             written: {}",
+            self.source, self.error
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// Keys every CNI plugin entry may carry besides its own settings.
 const CNI_KEYS: [&str; 3] = ["capabilities", "runtimeConfig", "args"];
 
-/// Builds the entry; unknown keys are kept (a newer hostguard may know them) but reported in
-/// `warnings`.
+/// Builds the entry and judges it as the plugin will. Top-level keys the plugin does not read are
+/// kept (the runtime may use them, or a newer hostguard) but reported in `warnings`; an entry the
+/// plugin would refuse is a [`Refused`] error.
 pub fn build(
     plugin_config: Option<&Path>,
     state_dir: Option<&Path>,
@@ -67,13 +78,24 @@ pub fn build(
         }
     }
     for key in entry.keys() {
-        if !KNOWN_KEYS.contains(&key.as_str()) && !CNI_KEYS.contains(&key.as_str()) {
+        if !ENTRY_KEYS.contains(&key.as_str()) && !CNI_KEYS.contains(&key.as_str()) {
             warnings.push(format!(
                 "--plugin-config {} has key {key:?}, which hostguard does not know (known: {}); keeping it",
                 display(plugin_config),
-                KNOWN_KEYS.join(", ")
+                ENTRY_KEYS.join(", ")
             ));
         }
+    }
+    if let Err(err) = crate::config::parse_entry(&entry) {
+        let source = match plugin_config {
+            Some(path) => format!("--plugin-config {}", path.display()),
+            None => "--state-dir".to_string(),
+        };
+        return Err(Refused {
+            source,
+            error: err.into(),
+        }
+        .into());
     }
     Ok(entry)
 }
@@ -135,6 +157,29 @@ mod tests {
             warnings[0].contains("keeps \"stateDir\" \"/a\""),
             "{warnings:?}"
         );
+        for (refused, code, needle) in [
+            (r#"{"routes":{"restor":false}}"#, 2, "routes.restor"),
+            (r#"{"stateDir":"relative"}"#, 7, "stateDir"),
+            (
+                r#"{"waitFor":{"timeoutMs":600000}}"#,
+                7,
+                "waitFor.timeoutMs",
+            ),
+            (r#"{"logLevel":"verbose"}"#, 7, "logLevel"),
+            (
+                r#"{"uplink":{"interface":"eth1","bridge":"eth1"}}"#,
+                7,
+                "uplink",
+            ),
+        ] {
+            fs::write(&path, refused).unwrap();
+            let err = build(Some(&path), None, &mut warnings).unwrap_err();
+            let err = err.downcast_ref::<Refused>().expect(refused);
+            assert_eq!(err.error.code, code, "{refused}");
+            assert!(err.error.msg.contains(needle), "{refused}: {err}");
+        }
+        let err = build(None, Some(Path::new("relative")), &mut warnings).unwrap_err();
+        assert_eq!(err.downcast_ref::<Refused>().unwrap().error.code, 7);
         fs::write(&path, b"[]").unwrap();
         assert!(build(Some(&path), None, &mut warnings)
             .unwrap_err()

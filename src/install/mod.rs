@@ -93,11 +93,20 @@ fn run_subcommand<T>(
 
 fn install(options: InstallOptions) -> Result<i32> {
     let mut warnings = Vec::new();
-    let entry = entry::build(
+    let entry = match entry::build(
         options.plugin_config.as_deref(),
         options.state_dir.as_deref(),
         &mut warnings,
-    )?;
+    ) {
+        Ok(entry) => entry,
+        Err(err) => match err.downcast::<entry::Refused>() {
+            Ok(refused) => {
+                note(format_args!("{refused}"));
+                return Ok(2);
+            }
+            Err(err) => return Err(err),
+        },
+    };
     for warning in warnings {
         note(format_args!("{warning}"));
     }
@@ -117,7 +126,7 @@ fn install(options: InstallOptions) -> Result<i32> {
     if let Some(state_dir) = &options.state_dir {
         record_baseline(state_dir)?;
     }
-    warn_about_host_settings(options.host_root.as_deref().unwrap_or("/".as_ref()));
+    warn_about_host_settings(options.host_root.as_deref());
     sync::run(sync::Plan {
         conf_dir: options.conf_dir,
         output: options.output,
@@ -130,10 +139,19 @@ fn install(options: InstallOptions) -> Result<i32> {
     })
 }
 
-/// The settings that fight a CNI on this host (incident 2), as warnings: the install itself is
-/// fine either way, and only the operator can decide to change networkd or NetworkManager.
-fn warn_about_host_settings(host_root: &std::path::Path) {
-    for finding in crate::doctor::examine(host_root).findings {
+/// The settings that fight a CNI on the host (incident 2), as warnings: the install itself is
+/// fine either way, and only the operator can decide to change networkd or NetworkManager. They
+/// are looked for under `--host-root` only: in a container `/` is the container's, whose missing
+/// /etc/systemd and /etc/NetworkManager would be reported as the host's.
+fn warn_about_host_settings(host_root: Option<&std::path::Path>) {
+    let Some(root) = host_root else {
+        note(format_args!(
+            "the host's networkd and NetworkManager settings were not checked: pass --host-root \
+             with the host's / (or run `hostguard doctor` on the host)"
+        ));
+        return;
+    };
+    for finding in crate::doctor::examine(root).findings {
         note(format_args!(
             "warning: {}: {}; fix: {}",
             finding.subject, finding.evidence, finding.fix

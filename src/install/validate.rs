@@ -7,7 +7,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::discover::Form;
-use crate::cni::config::kind_of;
+use crate::config::kind_of;
 
 pub const HOSTGUARD_TYPE: &str = "hostguard";
 

@@ -561,3 +561,25 @@ impl Netns {
             .expect("ifindex")
     }
 }
+
+/// The file names of the attachment records under `state_dir`, of every network (records live in
+/// `attachments/<network>/`; the older flat layout kept them in `attachments/`), sorted.
+pub fn attachment_records(state_dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let top = state_dir.join("attachments");
+    for entry in std::fs::read_dir(&top).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            for inner in std::fs::read_dir(entry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                names.push(inner.file_name().to_string_lossy().into_owned());
+            }
+        } else {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    names
+}

@@ -78,24 +78,20 @@ impl Node {
             .hang_limit(HANG)
     }
 
+    /// The host namespace and every file, except the log: DEL reports there the configuration
+    /// problems it ignores, and a log line is no change to the node.
     pub fn picture(&self) -> Picture {
+        let mut files = tree(&self.dir.path);
+        files.remove("hostguard.log");
         Picture {
             host: self.host.snapshot(),
-            files: tree(&self.dir.path),
+            files,
         }
     }
 
     /// Attachment record file names, sorted.
     pub fn records(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.state().join("attachments"))
-            .map(|rd| {
-                rd.filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        crate::common::attachment_records(&self.state())
     }
 }
 
@@ -225,4 +221,196 @@ pub fn assert_state_whole(node: &Node, when: &str) -> usize {
         }
     }
     temps
+}
+
+/// A hostguard entry that sets every key of the contract.
+pub fn full_entry(node: &Node) -> Value {
+    json!({
+        "logFile": node.dir.join("hostguard.log").display().to_string(),
+        "logLevel": "info",
+        "logMaxSizeMB": 10,
+        "logMaxFiles": 3,
+        "routes": {"restore": true, "restoreOnManaged": true, "dhcpGraceMs": 2000},
+        "rules": {"match": [{"priority": 100, "table": 77, "src": "10.244.0.0/16",
+                             "dst": "10.0.0.0/8", "fwmark": 1, "iif": "eth0", "oif": "eth1",
+                             "protocol": "static"}],
+                  "restore": true},
+        "uplink": {"interface": "eth1", "bridge": "br-sec"},
+        "refuse": {"team": true, "networkManager": true},
+        "networkManager": {"runDir": "/run/NetworkManager", "confDir": "/etc/NetworkManager"},
+        "waitFor": {"interfaces": [{"name": "tunl0", "up": true, "cidr": "10.244.0.0/16"}],
+                    "timeoutMs": 1000},
+    })
+}
+
+/// Every key of the contract's configuration (JSON pointers into [`Node::conf`] plus
+/// [`full_entry`]) with values of every wrong JSON type, and a few out-of-range values of the
+/// right type. The hostile-input suite feeds them to the plugin; the installer's schema test
+/// feeds the entry keys among them to `install --plugin-config` as well.
+pub fn wrong_values() -> Vec<(String, Vec<Value>)> {
+    let not_string = || vec![json!(1), json!(true), json!([]), json!({}), json!(1.5)];
+    let not_bool = || vec![json!(1), json!("true"), json!([]), json!({}), json!(0)];
+    let not_u32 = || {
+        vec![
+            json!("1"),
+            json!(true),
+            json!([]),
+            json!({}),
+            json!(-1),
+            json!(1.5),
+            json!(4_294_967_296u64),
+        ]
+    };
+    let not_object = || vec![json!(1), json!("x"), json!(true), json!([])];
+    let not_array = || vec![json!(1), json!("x"), json!(true), json!({})];
+    let mut cases: Vec<(&str, Vec<Value>)> = vec![
+        (
+            "/cniVersion",
+            vec![json!(1), json!(true), json!([]), json!({}), json!("")],
+        ),
+        (
+            "/name",
+            vec![json!(1), json!(true), json!([]), json!({}), json!("")],
+        ),
+        (
+            "/prevResult",
+            vec![json!([]), json!(1), json!("x"), json!(true)],
+        ),
+        (
+            "/logFile",
+            [not_string(), vec![json!("relative.log"), json!("")]].concat(),
+        ),
+        ("/logLevel", [not_string(), vec![json!("loud")]].concat()),
+        (
+            "/stateDir",
+            [not_string(), vec![json!("var/lib"), json!("")]].concat(),
+        ),
+        ("/routes", not_object()),
+        ("/routes/restore", not_bool()),
+        ("/routes/restoreOnManaged", not_bool()),
+        (
+            "/routes/dhcpGraceMs",
+            vec![
+                json!("1"),
+                json!(true),
+                json!(-1),
+                json!(1.5),
+                json!(60_001),
+                json!([]),
+            ],
+        ),
+        (
+            "/logMaxSizeMB",
+            vec![
+                json!("1"),
+                json!(true),
+                json!(0),
+                json!(-1),
+                json!(1.5),
+                json!(1025),
+            ],
+        ),
+        (
+            "/logMaxFiles",
+            vec![
+                json!("1"),
+                json!(true),
+                json!(0),
+                json!(-1),
+                json!(1.5),
+                json!(101),
+            ],
+        ),
+        ("/rules", not_object()),
+        ("/rules/match", not_array()),
+        ("/rules/match/0", [not_object(), vec![json!({})]].concat()),
+        ("/rules/restore", not_bool()),
+        ("/uplink", not_object()),
+        (
+            "/uplink/interface",
+            [
+                not_string(),
+                vec![json!(""), json!("a/b"), json!("x".repeat(16))],
+            ]
+            .concat(),
+        ),
+        (
+            "/uplink/bridge",
+            [not_string(), vec![json!(".."), json!("a b"), json!("a:b")]].concat(),
+        ),
+        ("/refuse", not_object()),
+        ("/refuse/team", not_bool()),
+        ("/refuse/networkManager", not_bool()),
+        ("/networkManager", not_object()),
+        (
+            "/networkManager/runDir",
+            [not_string(), vec![json!("run")]].concat(),
+        ),
+        (
+            "/networkManager/confDir",
+            [not_string(), vec![json!("etc")]].concat(),
+        ),
+        ("/waitFor", not_object()),
+        ("/waitFor/interfaces", not_array()),
+        ("/waitFor/interfaces/0", not_object()),
+        (
+            "/waitFor/interfaces/0/name",
+            [not_string(), vec![json!(""), json!("../x")]].concat(),
+        ),
+        ("/waitFor/interfaces/0/up", not_bool()),
+        (
+            "/waitFor/interfaces/0/cidr",
+            [
+                not_string(),
+                vec![json!("10.0.0.0/33"), json!("::/129"), json!("tunl0")],
+            ]
+            .concat(),
+        ),
+        (
+            "/waitFor/timeoutMs",
+            vec![
+                json!("1"),
+                json!(true),
+                json!(-1),
+                json!(1.5),
+                json!(120_001),
+                json!([]),
+            ],
+        ),
+    ];
+    for key in ["priority", "table", "fwmark"] {
+        let pointer: &'static str = Box::leak(format!("/rules/match/0/{key}").into_boxed_str());
+        cases.push((pointer, not_u32()));
+    }
+    for key in ["src", "dst"] {
+        let pointer: &'static str = Box::leak(format!("/rules/match/0/{key}").into_boxed_str());
+        cases.push((
+            pointer,
+            [not_string(), vec![json!("10.0.0.300/8")]].concat(),
+        ));
+    }
+    for key in ["iif", "oif"] {
+        let pointer: &'static str = Box::leak(format!("/rules/match/0/{key}").into_boxed_str());
+        cases.push((
+            pointer,
+            [not_string(), vec![json!("x".repeat(16))]].concat(),
+        ));
+    }
+    cases.push((
+        "/rules/match/0/protocol",
+        vec![
+            json!(true),
+            json!([]),
+            json!({}),
+            json!(256),
+            json!(-1),
+            json!(1.5),
+            json!("bogus"),
+        ],
+    ));
+
+    cases
+        .into_iter()
+        .map(|(pointer, values)| (pointer.to_string(), values))
+        .collect()
 }

@@ -23,6 +23,7 @@ impl FakeNm {
             conf_dir: dir.join("etc"),
             lib_dir: dir.join("lib"),
             proc_dir: dir.join("proc"),
+            root: PathBuf::from("/"),
         };
         for d in [
             &paths.run_dir,
