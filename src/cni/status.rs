@@ -2,10 +2,13 @@
 
 use super::error::{code, CniError, CniResult};
 use super::Request;
+use crate::host::route_guard::LinkTable;
+use crate::host::{baseline, refusal};
 use crate::log::Logger;
 
 pub fn status(req: &Request, _log: &mut Logger) -> CniResult<()> {
-    let state = super::open_state(&req.conf.plugin.state_dir)
+    let plugin = &req.conf.plugin;
+    let state = super::open_state(&plugin.state_dir)
         .map_err(|err| CniError::new(code::NOT_AVAILABLE, err.msg, err.details))?;
     state.read_baseline().map_err(|err| {
         CniError::new(
@@ -16,6 +19,47 @@ pub fn status(req: &Request, _log: &mut Logger) -> CniResult<()> {
             ),
         )
     })?;
+    // A missing route or rule that the next guard run puts back is no reason to stop scheduling
+    // pods; one that nothing will put back (its device is down, restore is off) is.
+    let refused = |table: &LinkTable, name: &str| {
+        refusal::refusal(table, name, plugin.refuse, &plugin.network_manager).map(|r| r.evidence)
+    };
+    let lost = baseline::unrestorable(&state, plugin.routes_restore, &plugin.rules, &refused)
+        .map_err(|err| {
+            CniError::new(
+                code::NOT_AVAILABLE,
+                "the host baseline cannot be compared with the host",
+                format!("{err:#}"),
+            )
+        })?;
+    if !lost.routes.is_empty() {
+        let routes: Vec<String> = lost
+            .routes
+            .iter()
+            .map(|gone| format!("{}: {}", gone.route, gone.reason))
+            .collect();
+        return Err(CniError::new(
+            code::NOT_AVAILABLE,
+            format!(
+                "baseline default route missing and not restorable: {}",
+                routes.join("; ")
+            ),
+            "bring its device back up (hostguard restores the route then), or run `hostguard \
+             baseline --update` if it was removed on purpose",
+        ));
+    }
+    if !lost.rules.is_empty() {
+        let rules: Vec<&str> = lost.rules.iter().map(|r| r.rule.as_str()).collect();
+        return Err(CniError::new(
+            code::NOT_AVAILABLE,
+            format!(
+                "guarded policy rule missing and rules.restore is false: {}",
+                rules.join("; ")
+            ),
+            "re-add the rule, or set rules.restore to true; `hostguard doctor` names the \
+             networkd or NetworkManager setting that deletes foreign rules",
+        ));
+    }
     // Looked at once: STATUS must answer at once, and the runtime asks again on its schedule.
     super::upstream_ready_now(
         req,

@@ -71,6 +71,36 @@ pub fn guard_and_adopt(
     })
 }
 
+/// What STATUS looks at: baseline routes and guarded rules that are missing and that the guards
+/// would not put back (device down or gone, refused, restore turned off). A missing route the
+/// next guard run restores is not in here. Nothing is changed on the host or on disk.
+pub struct Unrestorable {
+    pub routes: Vec<route_guard::Unrestored>,
+    pub rules: Vec<GuardedRule>,
+}
+
+pub fn unrestorable(
+    state: &StateDir,
+    routes_restore: bool,
+    rules: &RulesConfig,
+    refused: RefusalCheck,
+) -> Result<Unrestorable> {
+    let Some(baseline) = state.read_baseline()? else {
+        return Ok(Unrestorable {
+            routes: Vec::new(),
+            rules: Vec::new(),
+        });
+    };
+    let mut nl = Netlink::new().context("open netlink socket")?;
+    let routes = route_guard::unrestorable(&mut nl, &baseline.routes, routes_restore, refused)?;
+    let rules = if rules.restore {
+        Vec::new()
+    } else {
+        rules::missing(&mut nl, &baseline.rules, &rules.selectors)?.0
+    };
+    Ok(Unrestorable { routes, rules })
+}
+
 /// What CHECK looks at: baseline routes and guarded rules the host no longer has. Nothing is
 /// changed on the host or on disk.
 pub struct Missing {

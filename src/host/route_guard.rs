@@ -15,6 +15,15 @@ use crate::netlink::{
 
 /// `RTPROT_RA` from linux/rtnetlink.h (not exported by the libc crate).
 const RTPROT_RA: u8 = 9;
+/// `RTPROT_DHCP` from linux/rtnetlink.h.
+const RTPROT_DHCP: u8 = 16;
+
+/// Whether an address-configuration daemon (a DHCP client, router advertisements) owns `route`:
+/// it deletes and re-adds such a route on its own schedule (a lease renewal), so the route may
+/// go back only after its slot stayed empty for a grace period.
+pub fn owned_by_address_daemon(route: &DefaultRoute) -> bool {
+    matches!(route.protocol, RTPROT_DHCP | RTPROT_RA)
+}
 
 /// One link dump, looked up by name or index, taken once per invocation.
 pub struct LinkTable {
@@ -192,6 +201,29 @@ pub fn guard(
             reason: "re-added, but the kernel does not show it afterwards".into(),
         }));
     Ok(outcome)
+}
+
+/// The baseline routes missing now that the guard could not put back, with why: what `guard`
+/// would leave unrestored, decided by the same rules, without changing anything. STATUS asks this.
+pub fn unrestorable(
+    nl: &mut Netlink,
+    baseline: &[DefaultRoute],
+    restore: bool,
+    refused: RefusalCheck,
+) -> Result<Vec<Unrestored>> {
+    let current = default_routes_by_lookup(nl)?;
+    let diff = routes::diff(baseline, &current);
+    if diff.is_empty() {
+        return Ok(Vec::new());
+    }
+    let links = LinkTable::load(nl)?;
+    Ok(routes::restore_plan(baseline, diff)
+        .into_iter()
+        .filter_map(|(route, _)| {
+            why_not_restorable(&route, &links, restore, refused)
+                .map(|reason| Unrestored { route, reason })
+        })
+        .collect())
 }
 
 fn why_not_restorable(
