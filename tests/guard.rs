@@ -424,3 +424,40 @@ fn an_uplink_moved_into_a_bridge_by_a_script_is_adopted_not_undone() {
         0.0
     );
 }
+
+/// The DaemonSet runs the daemon in a container with a PID namespace of its own, where the
+/// host's NetworkManager process is invisible. A NetworkManager-managed link going down must
+/// still be recognised as one (and logged and counted, never touched).
+#[test]
+fn networkmanager_is_recognised_from_a_private_pid_namespace() {
+    let node = Node::dual_homed("gN");
+    node.case_a();
+    let nm = common::FakeNetworkManager::start(&node.host);
+    node.host.ip("link add nm0 type veth peer name nm0p");
+    node.host.ip("link set nm0 up");
+    nm.device(node.host.ifindex("nm0"), true);
+    let guard = Guard::start_in(
+        &node.host,
+        &node.state.path,
+        json!({"networkManager": nm.config()}),
+        100,
+        &["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"],
+    );
+    node.host.ip("link set nm0 down");
+    guard.wait(
+        "nm0 counted as a watched link that is down",
+        settled(5000),
+        || {
+            guard
+                .get("/metrics")
+                .1
+                .contains("hostguard_links_down{link=\"nm0\"} 1")
+        },
+    );
+    let logs = guard.logs();
+    assert!(
+        logs.contains("link nm0 went down (nm0 is managed by NetworkManager"),
+        "{logs}"
+    );
+    assert!(!node.host.ip("link show nm0").contains(",UP"));
+}

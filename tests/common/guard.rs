@@ -27,15 +27,25 @@ pub struct Guard {
 
 impl Guard {
     pub fn start(node: &Node, entry: Value, settle_ms: u64) -> Guard {
-        Guard::start_in(&node.host, &node.state.path, entry, settle_ms)
+        Guard::start_in(&node.host, &node.state.path, entry, settle_ms, &[])
     }
 
-    pub fn start_in(host: &Netns, state: &Path, mut entry: Value, settle_ms: u64) -> Guard {
+    /// Started inside `host` through `wrapper` (e.g. `unshare -p`), which must exec or forward
+    /// signals to the daemon.
+    pub fn start_in(
+        host: &Netns,
+        state: &Path,
+        mut entry: Value,
+        settle_ms: u64,
+        wrapper: &[&str],
+    ) -> Guard {
         entry["stateDir"] = json!(state.join("state").display().to_string());
         let path = state.join("entry.json");
         std::fs::write(&path, entry.to_string()).unwrap();
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &host.name, BIN, "guard", "--plugin-config"])
+            .args(["netns", "exec", &host.name])
+            .args(wrapper)
+            .args([BIN, "guard", "--plugin-config"])
             .arg(&path)
             .args([
                 "--metrics-addr",
