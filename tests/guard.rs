@@ -461,3 +461,49 @@ fn networkmanager_is_recognised_from_a_private_pid_namespace() {
     );
     assert!(!node.host.ip("link show nm0").contains(",UP"));
 }
+
+/// The rule half of a fight: networkd-like deletions of a guarded rule right after each restore
+/// end in a back-off, not a loop, and the rule is back once they stop.
+#[test]
+fn a_rule_fight_backs_off_too() {
+    let node = Node::new("gRF");
+    node.host
+        .ip("rule add pref 100 from 10.244.0.0/16 lookup 77");
+    let guard = Guard::start(&node, json!({"rules": {"match": [{"table": 77}]}}), 0);
+    let started = Instant::now();
+    let mut peak_backoff: f64 = 0.0;
+    let mut held_answers = Vec::new();
+    for n in 0..150 {
+        let _ = node
+            .host
+            .try_ip("rule del pref 100 from 10.244.0.0/16 lookup 77");
+        if n % 10 == 0 {
+            let backoff = guard.metric("hostguard_fight_backoff_seconds");
+            peak_backoff = peak_backoff.max(backoff);
+            if backoff > 0.0 && !node.host.ip("rule show").contains("lookup 77") {
+                held_answers.push(guard.get("/readyz"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let restores = guard.metric("hostguard_restores_total{kind=\"rule\"}");
+    println!(
+        "rule fight for {:?}: {restores} restores, peak back-off {peak_backoff} s",
+        started.elapsed()
+    );
+    assert!(peak_backoff >= 1.0, "no back-off seen:\n{}", guard.logs());
+    assert!(restores <= 10.0, "{restores} restores:\n{}", guard.logs());
+    // While the rule is missing and held, the node is not ready, and says why.
+    assert!(!held_answers.is_empty());
+    assert!(
+        held_answers
+            .iter()
+            .any(|(code, why)| *code == 503 && why.contains("fight back-off")),
+        "{held_answers:?}"
+    );
+    guard.wait("the rule is back after the fight", settled(70_000), || {
+        node.host
+            .ip("rule show")
+            .contains("from 10.244.0.0/16 lookup 77")
+    });
+}
