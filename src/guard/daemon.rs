@@ -476,6 +476,11 @@ impl Daemon {
             failing.insert(key);
             reasons.push(format!("policy rule {rule} is missing: {reason}"));
         }
+        // A route that left without a deletion heard (IPv4 drops a downed link's routes
+        // silently) starts its grace when a look first finds it missing.
+        for gone in &report.routes.unrestored {
+            self.grace.emptied(&gone.route, now);
+        }
         self.failing = failing;
         self.watched = report
             .routes

@@ -221,7 +221,9 @@ impl Grace {
     }
 
     /// Whether every slot of `route` has stayed empty for the whole grace period. A slot the
-    /// table never saw empty has not: the grace starts when the daemon notices.
+    /// table never saw empty has not: the grace starts when the daemon notices. This is the
+    /// daemon's answer to the route guard's per-route "may this address-daemon route go back
+    /// now?" (`|route| grace.grace_elapsed(route, now)`).
     pub fn grace_elapsed(&self, route: &DefaultRoute, now: Instant) -> bool {
         route.slots().iter().all(|slot| {
             self.empty
