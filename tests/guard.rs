@@ -507,3 +507,52 @@ fn a_rule_fight_backs_off_too() {
             .contains("from 10.244.0.0/16 lookup 77")
     });
 }
+
+/// With `--conf-dir` the daemon reads the entry `hostguard install` chained into the conflist a
+/// runtime loads: one configuration for the plugin and the daemon.
+#[test]
+fn with_conf_dir_the_daemon_guards_what_the_installed_entry_says() {
+    let node = Node::new("gC");
+    node.host.ip("rule add pref 120 lookup 88");
+    let conf_dir = node.state.join("net.d");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::write(
+        conf_dir.join("10-bridge.conflist"),
+        json!({"cniVersion": "1.0.0", "name": "k8s", "plugins": [{"type": "bridge"}]}).to_string(),
+    )
+    .unwrap();
+    let entry = node.state.join("entry.json");
+    let state = node.state.join("state");
+    std::fs::write(
+        &entry,
+        json!({"stateDir": state.display().to_string(), "rules": {"match": [{"table": 88}]}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["install", "--timeout", "0", "--conf-dir"])
+        .arg(&conf_dir)
+        .arg("--plugin-config")
+        .arg(&entry)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let args = ["--conf-dir".to_string(), conf_dir.display().to_string()];
+    let guard = Guard::spawn(&node.host, &[], &args, entry);
+    assert!(
+        guard.logs().contains("00-hostguard.conflist"),
+        "{}",
+        guard.logs()
+    );
+    node.host.ip("rule del pref 120");
+    guard.wait(
+        "the rule the installed entry guards is back",
+        settled(5000),
+        || {
+            node.host
+                .ip("rule show")
+                .contains("120:\tfrom all lookup 88")
+        },
+    );
+    assert!(state.join("baseline.json").is_file());
+}

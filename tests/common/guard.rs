@@ -42,17 +42,20 @@ impl Guard {
         entry["stateDir"] = json!(state.join("state").display().to_string());
         let path = state.join("entry.json");
         std::fs::write(&path, entry.to_string()).unwrap();
+        let mut args = vec!["--plugin-config".to_string(), path.display().to_string()];
+        args.extend(["--settle-ms".to_string(), settle_ms.to_string()]);
+        Guard::spawn(host, wrapper, &args, path)
+    }
+
+    /// `hostguard guard ARGS --metrics-addr METRICS` inside `host`; `entry` is the file a test
+    /// may rewrite before a SIGHUP.
+    pub fn spawn(host: &Netns, wrapper: &[&str], args: &[String], entry: PathBuf) -> Guard {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &host.name])
             .args(wrapper)
-            .args([BIN, "guard", "--plugin-config"])
-            .arg(&path)
-            .args([
-                "--metrics-addr",
-                METRICS,
-                "--settle-ms",
-                &settle_ms.to_string(),
-            ])
+            .args([BIN, "guard"])
+            .args(args)
+            .args(["--metrics-addr", METRICS])
             .stdout(Stdio::piped())
             .spawn()
             .expect("start hostguard guard");
@@ -70,7 +73,7 @@ impl Guard {
             child,
             netns: host.path(),
             stdout,
-            entry: path,
+            entry,
         };
         guard.wait(
             "the daemon answers /readyz with 200",
