@@ -43,10 +43,12 @@ fn serve(mut stream: TcpStream, status: &Mutex<Status>) {
     } else {
         "text/plain; charset=utf-8"
     };
+    let head_only = head.starts_with("HEAD ");
     let response = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
+         Connection: close\r\n\r\n{}",
+        body.len(),
+        if head_only { "" } else { body.as_str() }
     );
     let _ = stream.write_all(response.as_bytes());
 }
