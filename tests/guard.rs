@@ -556,3 +556,36 @@ fn with_conf_dir_the_daemon_guards_what_the_installed_entry_says() {
     );
     assert!(state.join("baseline.json").is_file());
 }
+
+/// An ADD and the daemon repairing the same loss at the same moment take the same locks: one of
+/// them restores, the other finds nothing missing, and neither reports a failure.
+#[test]
+fn an_add_and_the_daemon_never_race_a_restore() {
+    let node = Node::dual_homed("gK");
+    node.case_a();
+    let guard = Guard::start(&node, json!({}), 0);
+    let before = node.host.all_routes();
+    let conf = {
+        let mut conf = node.chained_conf(json!({}));
+        conf["stateDir"] = json!(node.state.join("state").display().to_string());
+        conf
+    };
+    for n in 0..10 {
+        node.host
+            .ip("route del default via 172.26.0.1 dev eth0 proto static");
+        let out = node.attach("ADD", &format!("ctr{n}")).config(&conf).run();
+        out.ok();
+        assert!(
+            !out.stderr.contains("not restored"),
+            "ADD {n}: {}\n{}",
+            out.stderr,
+            guard.logs()
+        );
+        guard.wait("eth0's default is back", settled(5000), || {
+            node.host.all_routes() == before
+        });
+    }
+    let daemon = guard.metric("hostguard_restores_total{kind=\"route\"}");
+    println!("10 losses repaired: {daemon} by the daemon, the rest by ADD");
+    assert!(!guard.logs().contains("not restored"), "{}", guard.logs());
+}
