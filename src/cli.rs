@@ -14,6 +14,8 @@ As a tool:
   hostguard baseline   [--state-dir DIR] [--show] [--update]
   hostguard uplink release --interface IF --bridge BR [--state-dir DIR]
   hostguard doctor     [--root DIR] [--json] [--fix]
+  hostguard guard      --plugin-config FILE [--conf-dir DIR] [--metrics-addr HOST:PORT]
+                       [--settle-ms N]
   hostguard --version | --help
 ";
 
@@ -39,6 +41,7 @@ pub fn run(args: &[String]) -> i32 {
         "install" => crate::install::run_install(rest),
         "uninstall" => crate::install::run_uninstall(rest),
         "doctor" => crate::doctor::run(rest),
+        "guard" => crate::guard::run(rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             let _ = std::io::stdout().flush();

@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod cli;
 pub mod cni;
 pub mod doctor;
+pub mod guard;
 pub mod host;
 pub mod install;
 pub mod keyfile;

@@ -16,6 +16,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/hostguard";
 pub const DEFAULT_NM_RUN_DIR: &str = "/run/NetworkManager";
 pub const DEFAULT_NM_CONF_DIR: &str = "/etc/NetworkManager";
 pub const DEFAULT_WAIT_TIMEOUT_MS: u64 = 15_000;
+/// How long a default route owned by an address-configuration daemon (DHCP, router
+/// advertisements) may stay missing before hostguard puts it back: a lease renewal deletes and
+/// re-adds it within milliseconds, and a restore in between would make the daemon's add fail.
 pub const DEFAULT_DHCP_GRACE_MS: u64 = 2_000;
 /// Runtimes give a whole CNI ADD about two to four minutes; waiting longer than this inside one
 /// ADD would only turn "try again later" into a runtime-side timeout with no message.
@@ -210,7 +213,9 @@ pub fn parse(stdin: &[u8]) -> CniResult<NetConf> {
     })
 }
 
-fn parse_plugin(root: &Map<String, Value>) -> CniResult<PluginConfig> {
+/// hostguard's own keys of one plugin entry (the conflist's hostguard object, or the file given to
+/// `install --plugin-config` and `guard --plugin-config`): the one schema every reader uses.
+pub fn parse_plugin(root: &Map<String, Value>) -> CniResult<PluginConfig> {
     let mut cfg = PluginConfig::default();
     if let Some(v) = present(root, "logFile") {
         cfg.log_file = Some(absolute_path(v, "logFile")?);
@@ -545,6 +550,13 @@ mod tests {
         assert!(c.plugin.routes_restore && c.plugin.rules.restore);
         assert!(c.plugin.refuse.team && c.plugin.refuse.network_manager);
         assert_eq!(c.plugin.wait_for.timeout_ms, DEFAULT_WAIT_TIMEOUT_MS);
+        assert_eq!(c.plugin.routes_dhcp_grace_ms, DEFAULT_DHCP_GRACE_MS);
+        let c = conf(r#","routes":{"dhcpGraceMs":250}"#).unwrap();
+        assert_eq!(c.plugin.routes_dhcp_grace_ms, 250);
+        assert_eq!(
+            conf(r#","routes":{"dhcpGraceMs":"2s"}"#).unwrap_err().code,
+            7
+        );
         assert!(c.prev_result.is_none() && c.valid_attachments.is_none());
     }
 
