@@ -5,5 +5,5 @@
 # Usage: scripts/bench-guard.sh [RUNS]   (default 200)
 set -eu
 cd "$(dirname "$0")/.."
-HG_BENCH_RUNS="${1:-200}" exec cargo test --release --quiet --test guard_bench -- \
+HG_BENCH_RUNS="${1:-200}" exec cargo test --release --quiet --test suite guard_bench:: -- \
     --ignored --nocapture --test-threads=1

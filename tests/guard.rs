@@ -3,7 +3,7 @@
 //! Timings (latency, CPU, RSS) are printed (`--nocapture`), never asserted tightly; outcomes are
 //! asserted with generous bounded waits.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -381,7 +381,6 @@ fn bad_arguments_and_configs_exit_with_a_message() {
 /// re-made on the bridge. The daemon must take the bridge's route as eth1's successor, not put
 /// a route back onto the port, and be ready afterwards.
 #[test]
-#[ignore = "needs device identity (a port's routes judged on its bridge), which the route-identity work brings"]
 fn an_uplink_moved_into_a_bridge_by_a_script_is_adopted_not_undone() {
     let node = Node::dual_homed("gU");
     node.case_a();

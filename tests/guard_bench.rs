@@ -6,10 +6,10 @@
 //! the route exists again. Runs are at least 200 ms apart after each restore, so the daemon never
 //! sees a fight. The daemon's CPU time and peak RSS over the whole series are printed too.
 //!
-//! Run: `scripts/bench-guard.sh` (or `cargo test --release --test guard_bench -- --ignored
-//! --nocapture`; `HG_BENCH_RUNS` sets the number of deletions, default 200).
+//! Run: `scripts/bench-guard.sh` (or `cargo test --release --test suite guard_bench:: --
+//! --ignored --nocapture`; `HG_BENCH_RUNS` sets the number of deletions, default 200).
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ fn is_eth0_default(msg: &RouteMessage) -> bool {
 }
 
 fn measure(node: &Node, runs: usize) -> anyhow::Result<Vec<Duration>> {
-    hostguard::netns::run_in(&node.host.path(), || {
+    common::netns::run_in(&node.host.path(), || {
         let mut events = EventSocket::subscribe(&[Group::Ipv4Route])?;
         let mut nl = Netlink::new()?;
         let mut samples = Vec::with_capacity(runs);

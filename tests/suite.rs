@@ -16,6 +16,8 @@ mod deploy_files;
 mod doctor;
 mod faults;
 mod faults_netlink;
+mod guard;
+mod guard_bench;
 mod hostile_files;
 mod hostile_input;
 mod hostile_nm;
