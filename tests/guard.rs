@@ -218,6 +218,54 @@ fn a_fight_backs_off_and_recovers_when_it_stops() {
     println!("recovered {took:?} after the fight stopped");
 }
 
+/// A fight holds back the fought route only: eth1's default, deleted while eth0's is in
+/// back-off, comes back at once instead of waiting for eth0's hold to end.
+#[test]
+fn a_route_in_fight_back_off_holds_back_no_other_route() {
+    let node = Node::dual_homed("gH");
+    node.case_a();
+    let guard = Guard::start(&node, json!({}), 100);
+    let eth0 = "route del default via 172.26.0.1 dev eth0 proto static";
+    let started = Instant::now();
+    // Fight until the back-off reaches its 4 s step, so the hold outlasts the rest of the test.
+    while guard.metric("hostguard_fight_backoff_seconds") < 4.0 {
+        assert!(
+            started.elapsed() < settled(30_000),
+            "no 4 s back-off:\n{}",
+            guard.logs()
+        );
+        node.host.try_ip(eth0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    node.host.try_ip(eth0);
+    let held_from = Instant::now();
+    node.host
+        .ip("route del default via 172.26.0.33 dev eth1 proto static");
+    guard.wait("eth1's default is back", settled(3000), || {
+        node.host
+            .default_routes()
+            .iter()
+            .any(|l| l.contains("via 172.26.0.33 dev eth1"))
+    });
+    let eth0_back = node
+        .host
+        .default_routes()
+        .iter()
+        .any(|l| l.contains("via 172.26.0.1 dev eth0"));
+    assert!(
+        !eth0_back,
+        "eth0's default came back within {:?} of its 4 s hold:\n{}",
+        held_from.elapsed(),
+        guard.logs()
+    );
+    let (code, why) = guard.get("/readyz");
+    assert_eq!(code, 503, "{why}");
+    assert!(
+        why.contains("dev eth0") && why.contains("fight back-off"),
+        "{why}"
+    );
+}
+
 #[test]
 fn readyz_is_503_while_a_route_cannot_be_restored_and_200_once_it_is_back() {
     let node = Node::dual_homed("gY");
