@@ -178,12 +178,13 @@ pub struct GuardOptions<'a> {
     /// now? Only a caller that saw its slot stay empty for the whole grace period can say yes;
     /// the ADD path answers no for every route (it reports them instead). The route is asked
     /// about as it would be restored (on today's device names, a port's on its successor), so
-    /// a caller that times slots should key them by [`DefaultRoute::slots`] of
-    /// [`Assessment::missing`]'s routes.
+    /// a caller that times slots should key them by [`DefaultRoute::slots`] of the routes
+    /// [`Assessment::verdicts`] and [`GuardOutcome::unrestored`] name.
     pub grace_elapsed: &'a dyn Fn(&DefaultRoute) -> bool,
     /// Is this route's restore held back now, whoever owns it? The guard daemon holds a route
     /// that something keeps deleting right after each restore (its fight back-off); ADD, CHECK
-    /// and STATUS hold nothing. Asked about every route, as [`GuardOptions::grace_elapsed`] is.
+    /// and STATUS hold nothing. Asked about every route first, unlike
+    /// [`GuardOptions::grace_elapsed`].
     pub held: &'a dyn Fn(&DefaultRoute) -> bool,
     pub refused: RefusalCheck<'a>,
 }
@@ -222,36 +223,6 @@ impl Assessment {
             .collect()
     }
 
-    /// Every missing route or next hop, with why it is missing (or that it simply is).
-    pub fn missing(&self) -> Vec<Unrestored> {
-        let mut out: Vec<Unrestored> = self
-            .resolutions
-            .iter()
-            .flat_map(|r| &r.problems)
-            .map(|(route, reason)| Unrestored {
-                route: route.clone(),
-                reason: reason.clone(),
-            })
-            .collect();
-        let diff = routes::diff(&self.effective(), &self.current);
-        out.extend(
-            diff.missing
-                .into_iter()
-                .chain(diff.missing_hops)
-                .map(|route| Unrestored {
-                    reason: if daemon_owned(&route) {
-                        "nothing occupies its slot; it belongs to an address-configuration \
-                         daemon, so only the guard daemon restores it, after its grace period"
-                            .into()
-                    } else {
-                        "nothing occupies its slot".into()
-                    },
-                    route,
-                }),
-        );
-        out
-    }
-
     /// Per baseline route: whether it is fully in place now.
     pub fn present(&self) -> Vec<bool> {
         let effective: Vec<Option<DefaultRoute>> = self
@@ -272,7 +243,7 @@ impl Assessment {
     }
 
     /// Each missing route or next hop with why `guard` under `opts` would leave it missing
-    /// (`None`: it would put it back), by the guard's own decision ([`why_not_restorable`]) and
+    /// (`None`: it would put it back), by the guard's own decision (`why_not_restorable`) and
     /// without changing anything. A dry run cannot foresee the kernel refusing the add itself
     /// (a gateway no longer on-link).
     pub fn verdicts(
