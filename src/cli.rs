@@ -19,6 +19,8 @@ As a tool:
   hostguard uplink release --interface IF --bridge BR [--state-dir DIR]
   hostguard doctor     [--root DIR] [--json] [--fix]
   hostguard validate   --conflist FILE | --plugin-config FILE
+  hostguard guard      --plugin-config FILE [--conf-dir DIR] [--metrics-addr HOST:PORT]
+                       [--settle-ms N]
   hostguard --version | --help
 
 `hostguard COMMAND --help` describes a command's options and exit status. Options take their
@@ -73,6 +75,7 @@ pub fn run(args: &[String]) -> i32 {
         "uninstall" => crate::install::run_uninstall(rest),
         "doctor" => crate::doctor::run(rest),
         "validate" => crate::validate::run(rest),
+        "guard" => crate::guard::run(rest),
         "--help" | "-h" | "help" => {
             print!("{USAGE}");
             let _ = std::io::stdout().flush();

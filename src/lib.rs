@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cni;
 pub mod config;
 pub mod doctor;
+pub mod guard;
 pub mod host;
 pub mod install;
 pub mod keyfile;

@@ -49,6 +49,9 @@ struct LogFile {
 
 pub struct Logger {
     file: Option<LogFile>,
+    /// The guard daemon's lines also go to stdout, where `kubectl logs` shows them; there they
+    /// replace the plain-text copy of warnings on stderr.
+    stdout: bool,
     level: LogLevel,
     verb: &'static str,
     container_id: String,
@@ -60,12 +63,21 @@ impl Logger {
     pub fn new(verb: &'static str, container_id: Option<&str>, ifname: Option<&str>) -> Logger {
         Logger {
             file: None,
+            stdout: false,
             level: LogLevel::Info,
             verb,
             container_id: container_id.unwrap_or_default().to_string(),
             ifname: ifname.unwrap_or_default().to_string(),
             started: Instant::now(),
         }
+    }
+
+    /// A logger for a long-running subcommand: every line at `level` or above, as JSON on stdout.
+    pub fn for_daemon(verb: &'static str, level: LogLevel) -> Logger {
+        let mut log = Logger::new(verb, None, None);
+        log.stdout = true;
+        log.level = level;
+        log
     }
 
     /// Starts writing to `path`. A log file that cannot be opened is reported on stderr and does
@@ -107,15 +119,12 @@ impl Logger {
     }
 
     fn log(&mut self, level: LogLevel, msg: &str, duration_ms: Option<Value>) {
-        if level <= LogLevel::Warn {
+        if level <= LogLevel::Warn && !self.stdout {
             eprintln!("hostguard {} {}: {msg}", self.verb, level.as_str());
         }
-        if level > self.level {
+        if level > self.level || (self.file.is_none() && !self.stdout) {
             return;
         }
-        let Some(file) = self.file.as_mut() else {
-            return;
-        };
         let mut line = json!({
             "ts": rfc3339_now(),
             "level": level.as_str(),
@@ -129,11 +138,18 @@ impl Logger {
         }
         let mut text = line.to_string();
         text.push('\n');
-        if let Err(err) = file.append(text.as_bytes()) {
-            eprintln!(
-                "hostguard: cannot write log file {}: {err}",
-                file.path.display()
-            );
+        if self.stdout {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+        if let Some(file) = self.file.as_mut() {
+            if let Err(err) = file.append(text.as_bytes()) {
+                eprintln!(
+                    "hostguard: cannot write log file {}: {err}",
+                    file.path.display()
+                );
+            }
         }
     }
 }

@@ -325,3 +325,28 @@ fn a_baseline_led_by_eth1_keeps_eth1_in_the_lead() {
         assert_eq!(device_for_outside_traffic(&node), "eth1");
     }
 }
+
+/// STATUS tells the truth: a baseline route that is missing and that nothing can put back (its
+/// device is down) makes the plugin unavailable (50); once it could be restored, STATUS is 0
+/// again even before anything restored it.
+#[test]
+fn status_answers_50_while_a_missing_default_cannot_be_restored() {
+    let node = Node::dual_homed("st50");
+    node.case_a();
+    node.run_with("ADD", json!({})).ok();
+    node.run_with("STATUS", json!({})).ok_silent();
+    node.host.ip("link set eth0 down");
+    let err = node.run_with("STATUS", json!({})).error(50);
+    let msg = err["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("via 172.26.0.1 dev eth0") && msg.contains("eth0 is down"),
+        "{err}"
+    );
+    node.host.ip("link set eth0 up");
+    node.run_with("STATUS", json!({})).ok_silent();
+    // Missing with restore off: nothing will restore it.
+    let off = json!({"routes": {"restore": false}});
+    node.run_with("STATUS", off.clone()).error(50);
+    node.run_with("ADD", json!({})).ok();
+    node.run_with("STATUS", off).ok_silent();
+}

@@ -112,6 +112,37 @@ fn a_port_whose_master_holds_no_address_is_reported_not_restored() {
     assert!(err["msg"].as_str().unwrap().contains("eth1"), "{err}");
 }
 
+/// STATUS asks the route guard's own question ("could it be restored?") on the devices as they
+/// are now: a renamed device's route and a port's route on its addressed bridge are no reason
+/// for 50, a port whose master cannot take its route is, with the reason ADD gives.
+#[test]
+fn status_judges_routes_on_todays_devices() {
+    let node = Node::dual_homed("stid");
+    node.case_a();
+    node.run_with("ADD", json!({})).ok();
+    node.host.ip("link set eth0 name uplink0");
+    node.run_with("STATUS", json!({})).ok_silent();
+    // eth1's route lost with the move: the bridge takes it back, so nothing is unrestorable.
+    enslave_eth1_to_br0(&node, false);
+    node.run_with("STATUS", json!({})).ok_silent();
+    node.run_with("ADD", json!({})).ok();
+    assert_eq!(defaults_via(&node, "br0").len(), 1);
+    node.run_with("STATUS", json!({})).ok_silent();
+
+    let bare = Node::dual_homed("stidna");
+    bare.case_a();
+    bare.run_with("ADD", json!({})).ok();
+    let h = &bare.host;
+    h.ip("link add br0 type bridge");
+    h.ip("link set br0 up");
+    h.ip("link set eth1 master br0");
+    let _ = h.try_ip("route del default via 172.26.0.33 dev eth1");
+    let err = bare.run_with("STATUS", json!({})).error(50);
+    let msg = err["msg"].as_str().unwrap();
+    assert!(msg.contains("eth1 is a port of br0"), "{err}");
+    assert!(!msg.contains("dev eth0"), "eth0's route is in place: {err}");
+}
+
 #[test]
 fn a_renamed_device_keeps_its_routes_and_check_answers_0() {
     let node = Node::dual_homed("ren");
@@ -469,6 +500,15 @@ fn a_dhcp_route_is_reported_by_add_not_restored_and_a_renewal_is_adopted() {
     );
     assert!(node.host.default_routes().is_empty());
     node.run_with("CHECK", json!({})).error(100);
+    // Its client or the guard daemon puts it back: no reason for 50, unless its device is down.
+    node.run_with("STATUS", json!({})).ok_silent();
+    node.host.ip("link set eth0 down");
+    let err = node.run_with("STATUS", json!({})).error(50);
+    assert!(
+        err["msg"].as_str().unwrap().contains("eth0 is down"),
+        "{err}"
+    );
+    node.host.ip("link set eth0 up");
     // The client's add after its delete: no EEXIST, and the new gateway is adopted.
     node.host
         .ip("route add default via 172.26.0.2 dev eth0 proto dhcp metric 100");

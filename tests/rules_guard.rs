@@ -103,3 +103,17 @@ fn a_rule_added_later_joins_the_guard() {
         .ip("rule show")
         .contains("150:\tfrom all to 10.96.0.0/12 lookup 77"));
 }
+
+#[test]
+fn status_answers_50_while_a_guarded_rule_is_missing_with_restore_off() {
+    let node = kube_router("rulestat");
+    let off = json!({"match": [{"table": 77, "priority": 100}], "restore": false});
+    node.run("ADD", off.clone()).ok();
+    node.run("STATUS", off.clone()).ok_silent();
+    node.host
+        .ip("rule del pref 100 from 10.244.0.0/16 lookup 77");
+    let err = node.run("STATUS", off).error(50);
+    assert!(err["msg"].as_str().unwrap().contains("pref 100"), "{err}");
+    // With restore on, the next ADD puts it back: no reason to stop scheduling pods.
+    node.run("STATUS", guarded()).ok_silent();
+}

@@ -17,6 +17,8 @@ mod doctor;
 mod entry_schema;
 mod faults;
 mod faults_netlink;
+mod guard;
+mod guard_bench;
 mod hostile_files;
 mod hostile_input;
 mod hostile_nm;

@@ -7,7 +7,6 @@ use serde_json::{Map, Value};
 
 use super::error::{code, CniError, CniResult};
 use super::Request;
-use crate::host::route_guard::{GuardOptions, LinkTable};
 use crate::host::wait::{self, WaitError};
 use crate::host::{baseline, refusal};
 use crate::log::Logger;
@@ -63,17 +62,8 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
 /// warning on ADD (the pod is not at fault), and CHECK reports it as code 100 or 103.
 fn guard_default_routes(req: &Request, state: &StateDir, log: &mut Logger) -> CniResult<()> {
     let plugin = &req.conf.plugin;
-    let refused = |table: &LinkTable, name: &str| {
-        refusal::refusal(table, name, plugin.refuse, &plugin.network_manager).map(|r| r.evidence)
-    };
-    let options = GuardOptions {
-        restore: plugin.routes_restore,
-        restore_on_managed: plugin.routes_restore_on_managed,
-        // One ADD sees one instant: an empty slot of a DHCP route may be a renewal's
-        // delete-then-add in flight, so ADD reports such a route and leaves it to the daemon.
-        grace_elapsed: &|_| false,
-        refused: &refused,
-    };
+    let refused = refusal::check(plugin.refuse, &plugin.network_manager);
+    let options = baseline::route_options(plugin, &refused);
     let report = baseline::guard_and_adopt(state, &options, &plugin.rules).map_err(|err| {
         CniError::io(
             "the host guards could not read the host's routes and rules",

@@ -8,7 +8,7 @@
 
 use super::error::{code, CniError, CniResult};
 use super::Request;
-use crate::host::baseline;
+use crate::host::{baseline, refusal};
 use crate::log::Logger;
 
 pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
@@ -18,7 +18,10 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
         ));
     }
     let state = super::open_state(&req.conf.plugin.state_dir)?;
-    let missing = baseline::missing(&state, &req.conf.plugin.rules.selectors).map_err(|err| {
+    let plugin = &req.conf.plugin;
+    let refused = refusal::check(plugin.refuse, &plugin.network_manager);
+    let options = baseline::route_options(plugin, &refused);
+    let missing = baseline::missing(&state, &options, &plugin.rules.selectors).map_err(|err| {
         CniError::new(
             code::IO_FAILURE,
             "the host baseline cannot be compared with the host",
@@ -27,11 +30,17 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
             ),
         )
     })?;
-    if !missing.routes.is_empty() {
+    if missing.routes_missing() {
         let routes: Vec<String> = missing
-            .routes
+            .restorable
             .iter()
-            .map(|m| format!("{} ({})", m.route, m.reason))
+            .map(|route| format!("{route} (nothing occupies its slot; the next ADD restores it)"))
+            .chain(
+                missing
+                    .unrestorable
+                    .iter()
+                    .map(|gone| format!("{} ({})", gone.route, gone.reason)),
+            )
             .collect();
         return Err(CniError::new(
             code::DEFAULT_ROUTE_MISSING,

@@ -4,9 +4,11 @@
 
 use anyhow::{Context, Result};
 
-use crate::config::{RuleSelector, RulesConfig};
-use crate::host::route_guard::{self, Assessment, GuardOptions, GuardOutcome, Unrestored};
-use crate::host::routes;
+use crate::config::{PluginConfig, RuleSelector, RulesConfig};
+use crate::host::route_guard::{
+    self, Assessment, GuardOptions, GuardOutcome, RefusalCheck, Unrestored,
+};
+use crate::host::routes::{self, DefaultRoute};
 use crate::host::rules::{self, GuardedRule, RulesOutcome};
 use crate::netlink::Netlink;
 use crate::state::{Baseline, StateDir, FORMAT_VERSION};
@@ -33,6 +35,24 @@ pub fn observe(nl: &mut Netlink) -> Result<Baseline> {
         routes,
         rules: Vec::new(),
     })
+}
+
+/// The route guard's options from the configuration, as one CNI invocation uses them. It sees
+/// one instant: an empty slot of a DHCP or RA route may be a renewal's delete-then-add in
+/// flight, so no grace has elapsed and such a route is left to the guard daemon; nothing is
+/// held back. The guard daemon replaces those two with its clocks.
+pub fn route_options<'a>(plugin: &PluginConfig, refused: RefusalCheck<'a>) -> GuardOptions<'a> {
+    GuardOptions {
+        restore: plugin.routes_restore,
+        restore_on_managed: plugin.routes_restore_on_managed,
+        grace_elapsed: &never,
+        held: &never,
+        refused,
+    }
+}
+
+fn never(_: &DefaultRoute) -> bool {
+    false
 }
 
 /// What the guards of one ADD found and did.
@@ -69,25 +89,44 @@ pub fn guard_and_adopt(
     })
 }
 
-/// What CHECK looks at: baseline routes and guarded rules the host no longer has. Nothing is
-/// changed on the host or on disk.
+/// What CHECK and STATUS look at: the baseline routes and guarded rules the host no longer has,
+/// each missing route judged by the route guard's own decision under `opts`. Nothing is changed
+/// on the host or on disk.
 pub struct Missing {
-    pub routes: Vec<Unrestored>,
+    /// Missing routes and next hops that a guard run under these options would put back.
+    pub restorable: Vec<DefaultRoute>,
+    /// Missing routes and next hops that it would leave missing, and why.
+    pub unrestorable: Vec<Unrestored>,
     pub rules: Vec<GuardedRule>,
 }
 
-pub fn missing(state: &StateDir, selectors: &[RuleSelector]) -> Result<Missing> {
+impl Missing {
+    pub fn routes_missing(&self) -> bool {
+        !self.restorable.is_empty() || !self.unrestorable.is_empty()
+    }
+}
+
+pub fn missing(
+    state: &StateDir,
+    route_options: &GuardOptions,
+    selectors: &[RuleSelector],
+) -> Result<Missing> {
+    let mut missing = Missing {
+        restorable: Vec::new(),
+        unrestorable: Vec::new(),
+        rules: Vec::new(),
+    };
     let Some(baseline) = state.read_baseline()? else {
-        return Ok(Missing {
-            routes: Vec::new(),
-            rules: Vec::new(),
-        });
+        return Ok(missing);
     };
     let mut nl = Netlink::new().context("open netlink socket")?;
     let assessment = Assessment::take(&mut nl, &baseline.routes)?;
-    let (gone_rules, _) = rules::missing(&mut nl, &baseline.rules, selectors)?;
-    Ok(Missing {
-        routes: assessment.missing(),
-        rules: gone_rules,
-    })
+    for (route, why_not) in assessment.verdicts(&mut nl, route_options)? {
+        match why_not {
+            None => missing.restorable.push(route),
+            Some(reason) => missing.unrestorable.push(Unrestored { route, reason }),
+        }
+    }
+    missing.rules = rules::missing(&mut nl, &baseline.rules, selectors)?.0;
+    Ok(missing)
 }

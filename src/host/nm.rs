@@ -179,19 +179,26 @@ impl NmVerdict {
 pub fn nm_verdict(paths: &NmPaths, link: &LinkFacts) -> Result<NmVerdict> {
     let record_path = paths.at(&paths.run_dir.join("devices").join(link.ifindex.to_string()));
     let record_name = format!("devices/{}", link.ifindex);
-    let process = find_process(paths);
-    let NmProcess::Running { pid } = process else {
-        let stale = if record_path.exists() {
-            format!("; {record_name} is left over from an earlier run and is ignored")
-        } else {
-            String::new()
-        };
-        return Ok(NmVerdict::NotRunning {
-            evidence: format!(
-                "NetworkManager is not running (no live NetworkManager process in {}){stale}",
-                paths.proc_dir.display()
-            ),
-        });
+    let running = match find_process(paths) {
+        NmProcess::Running { pid } => format!("pid {pid}"),
+        NmProcess::Presumed => format!(
+            "presumed: this PID namespace cannot see the host's processes, and {} shows it ran \
+             since boot",
+            paths.run_dir.join("devices").display()
+        ),
+        NmProcess::NotRunning => {
+            let stale = if record_path.exists() {
+                format!("; {record_name} is left over from an earlier run and is ignored")
+            } else {
+                String::new()
+            };
+            return Ok(NmVerdict::NotRunning {
+                evidence: format!(
+                    "NetworkManager is not running (no live NetworkManager process in {}){stale}",
+                    paths.proc_dir.display()
+                ),
+            });
+        }
     };
     let recorded = read_device_record(&record_path)?;
     let config = NmConfig::load(paths)?;
@@ -221,12 +228,12 @@ pub fn nm_verdict(paths: &NmPaths, link: &LinkFacts) -> Result<NmVerdict> {
         },
         (None, ConfigDecision::Managed { how }) => NmVerdict::Managed {
             evidence: format!(
-                "{name} is managed by NetworkManager (pid {pid}): {how}, and {record_name} has no managed= entry"
+                "{name} is managed by NetworkManager ({running}): {how}, and {record_name} has no managed= entry"
             ),
         },
         (None, ConfigDecision::Default) => NmVerdict::Managed {
             evidence: format!(
-                "{name} is treated as managed by NetworkManager: it is running (pid {pid}), {record_name} has no managed= entry, and no unmanaged-devices or [device] managed=false setting matches {name}"
+                "{name} is treated as managed by NetworkManager: it is running ({running}), {record_name} has no managed= entry, and no unmanaged-devices or [device] managed=false setting matches {name}"
             ),
         },
     })
@@ -283,7 +290,14 @@ fn read_gkeyfile(
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NmProcess {
-    Running { pid: u32 },
+    Running {
+        pid: u32,
+    },
+    /// No NetworkManager process is visible, but this PID namespace cannot see the host's
+    /// processes (a container without the host's PID namespace), and NetworkManager's per-boot
+    /// runtime directory shows it ran since boot: it counts as running, since refusing is the
+    /// safe way to be wrong.
+    Presumed,
     NotRunning,
 }
 
@@ -315,10 +329,27 @@ pub fn find_process(paths: &NmPaths) -> NmProcess {
     let Ok(entries) = std::fs::read_dir(&paths.proc_dir) else {
         return NmProcess::NotRunning;
     };
-    entries
+    let seen = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .find(|pid| is_nm(*pid))
-        .map_or(NmProcess::NotRunning, |pid| NmProcess::Running { pid })
+        .find(|pid| is_nm(*pid));
+    match seen {
+        Some(pid) => NmProcess::Running { pid },
+        None if !sees_host_processes(&paths.proc_dir) && paths.run_dir.join("devices").is_dir() => {
+            NmProcess::Presumed
+        }
+        None => NmProcess::NotRunning,
+    }
+}
+
+/// Whether `proc_dir` shows the host's processes, not only a container's. The host's PID
+/// namespace is the only one where pid 2 is the kernel's `kthreadd`. A directory that is not a
+/// mounted procfs (no `self`) is taken at its word: tests and `doctor --root` build such trees.
+fn sees_host_processes(proc_dir: &Path) -> bool {
+    if !proc_dir.join("self").exists() {
+        return true;
+    }
+    std::fs::read(proc_dir.join("2/comm"))
+        .is_ok_and(|comm| comm.strip_suffix(b"\n").unwrap_or(&comm) == b"kthreadd")
 }
 
 // ----- device specs -----

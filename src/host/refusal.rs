@@ -19,6 +19,15 @@ pub struct Refusal {
     pub evidence: String,
 }
 
+/// [`refusal`] as the route guard asks it ([`crate::host::route_guard::RefusalCheck`]): the
+/// evidence when a link is refused, for every caller that builds guard options.
+pub fn check<'a>(
+    refuse: RefuseConfig,
+    nm_dirs: &'a NmDirs,
+) -> impl Fn(&LinkTable, &str) -> Option<String> + 'a {
+    move |table, name| refusal(table, name, refuse, nm_dirs).map(|r| r.evidence)
+}
+
 /// Whether the link named `name` must be left alone. Team checks come first: they need only
 /// the link dump, and a team under NetworkManager is refused for being a team either way.
 pub fn refusal(

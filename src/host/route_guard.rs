@@ -178,9 +178,14 @@ pub struct GuardOptions<'a> {
     /// now? Only a caller that saw its slot stay empty for the whole grace period can say yes;
     /// the ADD path answers no for every route (it reports them instead). The route is asked
     /// about as it would be restored (on today's device names, a port's on its successor), so
-    /// a caller that times slots should key them by [`DefaultRoute::slots`] of
-    /// [`Assessment::missing`]'s routes.
+    /// a caller that times slots should key them by [`DefaultRoute::slots`] of the routes
+    /// [`Assessment::verdicts`] and [`GuardOutcome::unrestored`] name.
     pub grace_elapsed: &'a dyn Fn(&DefaultRoute) -> bool,
+    /// Is this route's restore held back now, whoever owns it? The guard daemon holds a route
+    /// that something keeps deleting right after each restore (its fight back-off); ADD, CHECK
+    /// and STATUS hold nothing. Asked about every route first, unlike
+    /// [`GuardOptions::grace_elapsed`].
+    pub held: &'a dyn Fn(&DefaultRoute) -> bool,
     pub refused: RefusalCheck<'a>,
 }
 
@@ -218,36 +223,6 @@ impl Assessment {
             .collect()
     }
 
-    /// Every missing route or next hop, with why it is missing (or that it simply is).
-    pub fn missing(&self) -> Vec<Unrestored> {
-        let mut out: Vec<Unrestored> = self
-            .resolutions
-            .iter()
-            .flat_map(|r| &r.problems)
-            .map(|(route, reason)| Unrestored {
-                route: route.clone(),
-                reason: reason.clone(),
-            })
-            .collect();
-        let diff = routes::diff(&self.effective(), &self.current);
-        out.extend(
-            diff.missing
-                .into_iter()
-                .chain(diff.missing_hops)
-                .map(|route| Unrestored {
-                    reason: if daemon_owned(&route) {
-                        "nothing occupies its slot; it belongs to an address-configuration \
-                         daemon, so only the guard daemon restores it, after its grace period"
-                            .into()
-                    } else {
-                        "nothing occupies its slot".into()
-                    },
-                    route,
-                }),
-        );
-        out
-    }
-
     /// Per baseline route: whether it is fully in place now.
     pub fn present(&self) -> Vec<bool> {
         let effective: Vec<Option<DefaultRoute>> = self
@@ -265,6 +240,39 @@ impl Assessment {
                 ok && r.problems.is_empty()
             })
             .collect()
+    }
+
+    /// Each missing route or next hop with why `guard` under `opts` would leave it missing
+    /// (`None`: it would put it back), by the guard's own decision (`why_not_restorable`) and
+    /// without changing anything. A dry run cannot foresee the kernel refusing the add itself
+    /// (a gateway no longer on-link).
+    pub fn verdicts(
+        &self,
+        nl: &mut Netlink,
+        opts: &GuardOptions,
+    ) -> Result<Vec<(DefaultRoute, Option<String>)>> {
+        let problems = self
+            .resolutions
+            .iter()
+            .flat_map(|r| &r.problems)
+            .map(|(route, reason)| (route.clone(), Some(reason.clone())));
+        let effective = self.effective();
+        let diff = routes::diff(&effective, &self.current);
+        if diff.is_empty() {
+            return Ok(problems.collect());
+        }
+        let links = LinkTable::load(nl)?;
+        let mut out: Vec<(DefaultRoute, Option<String>)> = Vec::new();
+        for (route, _) in routes::restore_plan(&effective, diff) {
+            // As in `guard`: two baseline entries that mean one route today are one verdict.
+            if out.iter().any(|(judged, _)| same_route(judged, &route)) {
+                continue;
+            }
+            let why_not = why_not_restorable(&route, &links, opts);
+            out.push((route, why_not));
+        }
+        out.extend(problems);
+        Ok(out)
     }
 
     fn adopted(&self) -> Vec<DefaultRoute> {
@@ -323,10 +331,7 @@ pub fn guard(
     for (route, placement) in routes::restore_plan(&effective, diff) {
         // Two baseline entries can mean one route today (a port's route and its master's own,
         // or a multipath route recorded whole and as restored without a lost hop): add it once.
-        if added
-            .iter()
-            .any(|a| comparable(a.clone()) == comparable(route.clone()))
-        {
+        if added.iter().any(|a| same_route(a, &route)) {
             continue;
         }
         match why_not_restorable(&route, &links, opts) {
@@ -383,6 +388,11 @@ fn held_as(route: &DefaultRoute, current: &[DefaultRoute]) -> Option<String> {
     })
 }
 
+/// Whether two planned restores are one route in the kernel.
+fn same_route(a: &DefaultRoute, b: &DefaultRoute) -> bool {
+    comparable(a.clone()) == comparable(b.clone())
+}
+
 /// A route as compared after a restore: devices by name, next hops in a fixed order.
 fn comparable(route: DefaultRoute) -> DefaultRoute {
     let mut route = route.without_identity();
@@ -392,11 +402,20 @@ fn comparable(route: DefaultRoute) -> DefaultRoute {
     route
 }
 
+/// The one decision whether a missing route may go back now: `guard` acts on it, and
+/// [`Assessment::verdicts`] reports it (CHECK, STATUS, the guard daemon's readiness).
 fn why_not_restorable(
     route: &DefaultRoute,
     links: &LinkTable,
     opts: &GuardOptions,
 ) -> Option<String> {
+    if (opts.held)(route) {
+        return Some(
+            "its restore is held back: something deleted it right after each of the last \
+             restores, so the guard daemon waits before the next one"
+                .into(),
+        );
+    }
     if daemon_owned(route) && !(opts.grace_elapsed)(route) {
         return Some(
             "it belongs to an address-configuration daemon (proto dhcp or ra), which may be \

@@ -5,7 +5,7 @@
 //! anything that changes between the dump and the wait is already queued on the socket.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use netlink_packet_core::{ParseableParametrized, NLMSG_ERROR, NLMSG_OVERRUN};
@@ -50,6 +50,18 @@ impl Group {
         }
     }
 }
+
+/// Every group a guard of the host's default routes and policy rules needs: routes and rules of
+/// both families, and the links and addresses whose state decides whether a route can go back.
+pub const HOST_GUARD_GROUPS: [Group; 7] = [
+    Group::Link,
+    Group::Ipv4Addr,
+    Group::Ipv6Addr,
+    Group::Ipv4Route,
+    Group::Ipv6Route,
+    Group::Ipv4Rule,
+    Group::Ipv6Rule,
+];
 
 /// A socket subscribed to change notifications in the namespace it was created in.
 pub struct EventSocket {
@@ -105,6 +117,13 @@ impl EventSocket {
                 }
             }
         }
+    }
+
+    /// Everything queued right now, without waiting: for a caller that polls this socket
+    /// together with others (the guard daemon's signals). An overrun is reported as in
+    /// [`EventSocket::next_batch`].
+    pub fn queued(&mut self) -> NlResult<Vec<RouteNetlinkMessage>> {
+        self.drain()
     }
 
     /// After an overrun the kernel drops every new notification until the queue has been
@@ -169,5 +188,11 @@ impl EventSocket {
                 }
             }
         }
+    }
+}
+
+impl AsFd for EventSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
     }
 }

@@ -47,7 +47,7 @@ use netlink_packet_core::Parseable;
 
 pub use addrs::{address_message, AddressExt};
 pub use error::{NlError, NlResult};
-pub use events::{EventSocket, Group};
+pub use events::{EventSocket, Group, HOST_GUARD_GROUPS};
 pub use links::{format_mac, LinkExt};
 pub use routes::{unicast_route, AddMode, NextHop, RouteExt, RouteFilter};
 pub use rules::{describe_rule, lookup_rule, RuleExt};

@@ -5,6 +5,8 @@
 //! test panics. The machine's root namespace is never changed: `ip` always runs with `-n`.
 #![allow(dead_code)]
 
+pub mod guard;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -528,3 +528,19 @@ fn link_facts_from_messages_use_nm_type_names_and_permanent_mac() {
     assert_eq!(facts.mac.as_deref(), Some("52:54:00:ab:cd:01"));
     assert_eq!(nm_type_for_kind(Some("ipip"), None), "ip-tunnel");
 }
+
+#[test]
+fn a_procfs_of_a_private_pid_namespace_presumes_a_networkmanager_that_ran_since_boot() {
+    // A mounted procfs has `self`; only the host's shows kthreadd as pid 2.
+    let nm = FakeNm::new("private-pidns").process(2, "sh");
+    fs::create_dir_all(nm.paths.proc_dir.join("self")).unwrap();
+    assert_eq!(find_process(&nm.paths), NmProcess::NotRunning);
+    nm.record(3, "true");
+    assert_eq!(find_process(&nm.paths), NmProcess::Presumed);
+    let verdict = nm.verdict(&eth1());
+    assert!(verdict.is_managed(), "{verdict:?}");
+    let host = FakeNm::new("host-pidns").process(2, "kthreadd");
+    fs::create_dir_all(host.paths.proc_dir.join("self")).unwrap();
+    host.record(3, "true");
+    assert_eq!(find_process(&host.paths), NmProcess::NotRunning);
+}
