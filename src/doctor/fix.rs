@@ -8,15 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::network_manager::CNI_PATTERNS;
-use super::{examine, Fixed};
+use super::{examine, Fixed, NETWORKD_DROPIN, NM_DROPIN};
 use crate::keyfile::{self, Dialect};
 use crate::rootfs::confine;
-
-/// hostguard's networkd drop-in, relative to the root. "50-" leaves room for the operator's own
-/// files on both sides; a later name that sets the keys again wins, and the doctor says so.
-pub const NETWORKD_DROPIN: &str = "etc/systemd/networkd.conf.d/50-hostguard.conf";
-/// hostguard's NetworkManager snippet, relative to the root.
-pub const NM_DROPIN: &str = "etc/NetworkManager/conf.d/50-hostguard.conf";
 
 pub fn networkd_dropin() -> String {
     "# Written by `hostguard doctor --fix`. systemd-networkd must not delete routing policy rules\n\

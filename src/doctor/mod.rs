@@ -29,6 +29,12 @@ use render::render_human;
 pub use network_manager::NmState;
 pub use networkd::Networkd;
 
+/// hostguard's networkd drop-in, relative to the root. "50-" leaves room for the operator's own
+/// files on both sides; a later name that sets the keys again wins, and the doctor says so.
+const NETWORKD_DROPIN: &str = "etc/systemd/networkd.conf.d/50-hostguard.conf";
+/// hostguard's NetworkManager snippet, relative to the root.
+const NM_DROPIN: &str = "etc/NetworkManager/conf.d/50-hostguard.conf";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub id: String,

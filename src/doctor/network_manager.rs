@@ -3,8 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::fix::NM_DROPIN;
-use super::{host_path, Finding};
+use super::{host_path, Finding, NM_DROPIN};
 use crate::host::nm::{self, ConfigDecision, DeviceMatch, NmConfig, NmPaths};
 use crate::rootfs::confine;
 

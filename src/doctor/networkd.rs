@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 
 use nix::libc;
 
-use super::fix::NETWORKD_DROPIN;
-use super::{host_path, problem, Finding};
+use super::{host_path, problem, Finding, NETWORKD_DROPIN};
 use crate::keyfile::{self, Dialect};
 use crate::rootfs::confine;
 
