@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::args::{Opt, Parsed, Spec};
+use crate::args::{Opt, Spec};
 use crate::cni::error::{code, CniError};
 use crate::cni::version;
 
@@ -88,9 +88,8 @@ fn parse_args(args: &[String]) -> Result<Option<Source>, String> {
         options: &[Opt::value("--conflist"), Opt::value("--plugin-config")],
         from_env: false,
     };
-    let given = match crate::args::parse(&SPEC, args)? {
-        Parsed::Run(given) => given,
-        Parsed::Help => return Ok(None),
+    let Some(given) = crate::args::given(&SPEC, args)? else {
+        return Ok(None);
     };
     match (given.get("--conflist"), given.get("--plugin-config")) {
         (Some(file), None) => Ok(Some(Source::Conflist(file.into()))),

@@ -23,7 +23,7 @@ pub(super) struct Options {
 }
 
 pub(super) fn parse_args(args: &[String]) -> std::result::Result<Option<Options>, String> {
-    use crate::args::{Opt, Parsed, Spec};
+    use crate::args::{Opt, Spec};
     const SPEC: Spec = Spec {
         options: &[
             Opt::value("--root"),
@@ -32,9 +32,8 @@ pub(super) fn parse_args(args: &[String]) -> std::result::Result<Option<Options>
         ],
         from_env: false,
     };
-    let given = match crate::args::parse(&SPEC, args)? {
-        Parsed::Run(given) => given,
-        Parsed::Help => return Ok(None),
+    let Some(given) = crate::args::given(&SPEC, args)? else {
+        return Ok(None);
     };
     let options = Options {
         root: PathBuf::from(given.get("--root").unwrap_or("/")),

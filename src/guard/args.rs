@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::args::{Opt, Parsed, Spec};
+use crate::args::{Opt, Spec};
 
 pub const USAGE: &str = "\
 usage: hostguard guard --plugin-config FILE [--conf-dir DIR] [--metrics-addr HOST:PORT]
@@ -47,9 +47,8 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, String> {
         ],
         from_env: false,
     };
-    let given = match crate::args::parse(&SPEC, args)? {
-        Parsed::Run(given) => given,
-        Parsed::Help => return Ok(None),
+    let Some(given) = crate::args::given(&SPEC, args)? else {
+        return Ok(None);
     };
     let settle = match given.get("--settle-ms") {
         None => DEFAULT_SETTLE,
