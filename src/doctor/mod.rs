@@ -23,9 +23,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use args::{parse_args, USAGE};
-use fix::fix;
 use render::render_human;
 
+pub use fix::fix;
 pub use network_manager::NmState;
 pub use networkd::Networkd;
 
