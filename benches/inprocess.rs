@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use hostguard::cni::config;
-use hostguard::host::route_guard::{self, LinkTable};
+use hostguard::host::links::LinkTable;
+use hostguard::host::route_guard;
 use hostguard::netlink::{AddressFamily, Netlink, RouteFilter};
 use hostguard::state::{AttachmentRecord, StateDir, FORMAT_VERSION};
 use nix::sched::{unshare, CloneFlags};

@@ -85,6 +85,14 @@ pub fn parse(spec: &Spec, args: &[String]) -> Result<Parsed, String> {
     parse_with_env(spec, args, |name| std::env::var_os(name))
 }
 
+/// As `parse`, for a subcommand that prints its own help: `None` when help was asked for.
+pub fn given(spec: &Spec, args: &[String]) -> Result<Option<Given>, String> {
+    match parse(spec, args)? {
+        Parsed::Run(given) => Ok(Some(given)),
+        Parsed::Help => Ok(None),
+    }
+}
+
 /// As `parse`, with `env` in place of the process's environment.
 pub fn parse_with_env(
     spec: &Spec,

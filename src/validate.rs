@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::args::{Opt, Spec};
 use crate::cni::error::{code, CniError};
 use crate::cni::version;
 
@@ -19,8 +20,15 @@ pub const USAGE: &str = "\
 usage: hostguard validate --conflist FILE
        hostguard validate --plugin-config FILE
 
-Exit 0 when the hostguard plugin would accept the entry; else exit 1 with the plugin's own CNI
-error (code, msg, details) on stdout. Exit 2 when the file cannot be read or on a usage error.
+Says whether the hostguard plugin would accept the hostguard entry, judged by the plugin's own
+parser; nothing is written.
+
+  --conflist FILE       a conflist (or a single-plugin .conf): each hostguard entry in it, as a
+                        runtime would hand it to the plugin
+  --plugin-config FILE  a hostguard entry alone (the file `install --plugin-config` takes)
+
+Exit status: 0 the plugin accepts it, 1 it does not (the plugin's CNI error, with code, msg and
+details, on stdout), 2 the file cannot be read, or usage.
 ";
 
 /// The largest file judged; the plugin reads at most this much from stdin too.
@@ -76,15 +84,20 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 fn parse_args(args: &[String]) -> Result<Option<Source>, String> {
-    match args {
-        [flag] if flag == "--help" || flag == "-h" => Ok(None),
-        [flag, file] if flag == "--conflist" => Ok(Some(Source::Conflist(file.into()))),
-        [flag, file] if flag == "--plugin-config" => Ok(Some(Source::PluginConfig(file.into()))),
-        [] => Err("give --conflist FILE or --plugin-config FILE".into()),
-        _ => Err(format!(
-            "expected exactly one of --conflist FILE or --plugin-config FILE, got {}",
-            args.join(" ")
-        )),
+    const SPEC: Spec = Spec {
+        options: &[Opt::value("--conflist"), Opt::value("--plugin-config")],
+        from_env: false,
+    };
+    let Some(given) = crate::args::given(&SPEC, args)? else {
+        return Ok(None);
+    };
+    match (given.get("--conflist"), given.get("--plugin-config")) {
+        (Some(file), None) => Ok(Some(Source::Conflist(file.into()))),
+        (None, Some(file)) => Ok(Some(Source::PluginConfig(file.into()))),
+        (None, None) => Err("give --conflist FILE or --plugin-config FILE".into()),
+        (Some(_), Some(_)) => {
+            Err("give one of --conflist FILE or --plugin-config FILE, not both".into())
+        }
     }
 }
 

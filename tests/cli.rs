@@ -26,6 +26,8 @@ fn every_subcommand_answers_help_on_stdout_with_status_0() {
         vec!["baseline", "--help"],
         vec!["uplink", "release", "--help"],
         vec!["doctor", "--help"],
+        vec!["validate", "--help"],
+        vec!["guard", "--help"],
     ] {
         let (status, stdout, _) = run(&args);
         assert_eq!(status, 0, "{args:?}");
@@ -62,6 +64,19 @@ fn every_subcommand_documents_its_options_and_exit_status() {
         ),
         (vec!["uplink", "--help"], &["--interface"][..]),
         (vec!["doctor", "--help"], &["--root", "--json", "--fix"][..]),
+        (
+            vec!["validate", "--help"],
+            &["--conflist", "--plugin-config"][..],
+        ),
+        (
+            vec!["guard", "--help"],
+            &[
+                "--plugin-config",
+                "--conf-dir",
+                "--metrics-addr",
+                "--settle-ms",
+            ][..],
+        ),
     ] {
         let (status, stdout, _) = run(&args);
         assert_eq!(status, 0, "{args:?}");
@@ -111,15 +126,21 @@ fn bare_hostguard_prints_what_the_reference_plugins_print() {
 fn an_argument_that_is_not_utf8_is_a_usage_error_not_a_panic() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
-    let out = Command::new(common::BIN)
-        .args([OsStr::new("doctor"), OsStr::from_bytes(b"--root=/\xff")])
-        .env_remove("CNI_COMMAND")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    for (command, option) in [
+        ("doctor", &b"--root=/\xff"[..]),
+        ("validate", b"--conflist=/\xff"),
+        ("guard", b"--plugin-config=/\xff"),
+    ] {
+        let out = Command::new(common::BIN)
+            .args([OsStr::new(command), OsStr::from_bytes(option)])
+            .env_remove("CNI_COMMAND")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("not valid UTF-8"), "{command}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+    }
 }
 
 #[test]
@@ -148,6 +169,27 @@ fn every_subcommand_takes_opt_equals_value() {
     );
     let (status, _, stderr) = run(&["uninstall", &format!("--conf-dir={root}")]);
     assert_eq!(status, 0, "{stderr}");
+    // validate judges the file it was given: 0, the entry is accepted.
+    let conflist = tmp.path.join("k8s.conflist");
+    std::fs::write(
+        &conflist,
+        r#"{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"bridge"},{"type":"hostguard"}]}"#,
+    )
+    .unwrap();
+    let (status, stdout, stderr) =
+        run(&["validate", &format!("--conflist={}", conflist.display())]);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.contains("accepts"), "{stdout}");
+    // guard reads the entry it was given before anything else, so a missing one is 1 (it failed,
+    // naming the file) and not 2 (usage): the option parsed, and nothing was started.
+    let missing = format!("{root}/no-such-entry.json");
+    let (status, _, stderr) = run(&[
+        "guard",
+        &format!("--plugin-config={missing}"),
+        "--settle-ms=5",
+    ]);
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains(&missing), "{stderr}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_hostguard");
 const NETWORKD_DROPIN: &str = "etc/systemd/networkd.conf.d/50-hostguard.conf";
 const NM_DROPIN: &str = "etc/NetworkManager/conf.d/50-hostguard.conf";
-/// As many CNI patterns as the doctor checks (doctor::CNI_PATTERNS).
+/// As many CNI patterns as the doctor checks (CNI_PATTERNS in src/doctor/network_manager.rs).
 const CNI_PATTERN_COUNT: usize = 21;
 
 /// A copy of a fixture root that is removed when the test ends, pass or fail.

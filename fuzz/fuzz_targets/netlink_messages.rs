@@ -10,9 +10,8 @@
 //!   restores identical attributes).
 #![no_main]
 
-use hostguard::host::links;
+use hostguard::host::links::{self, LinkTable};
 use hostguard::host::nm::LinkFacts;
-use hostguard::host::route_guard::LinkTable;
 use hostguard::host::routes::DefaultRoute;
 use hostguard::host::rules::GuardedRule;
 use hostguard::netlink::{AddressExt, LinkExt, RouteExt, RuleExt};
@@ -86,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let table = LinkTable::from_links(links_seen.clone());
     for link in &links_seen {
-        let _ = links::team_evidence(&links_seen, link.header.index);
+        let _ = links::team::team_evidence(&links_seen, link.header.index);
         let _ = table.name_of(link.header.index);
     }
 });

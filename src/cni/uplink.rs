@@ -16,8 +16,7 @@
 use super::error::{code, CniError, CniResult};
 use super::Request;
 use crate::host::refusal;
-use crate::host::route_guard::LinkTable;
-use crate::host::uplink::{self, Attached, Refusal, RefusalKind, UplinkError};
+use crate::host::uplink::{self, Attached, RefusalKind, UplinkError};
 use crate::log::Logger;
 use crate::state::StateDir;
 
@@ -60,7 +59,8 @@ pub(super) fn attach(req: &Request, state: &StateDir, log: &mut Logger) -> CniRe
     let Some(cfg) = &req.conf.plugin.uplink else {
         return Ok(());
     };
-    let refusal = refusal_check(req);
+    let plugin = &req.conf.plugin;
+    let refusal = refusal::check(plugin.refuse, &plugin.network_manager);
     match uplink::attach(state, &cfg.interface, &cfg.bridge, &refusal) {
         Ok(Attached::Already) => Ok(()),
         Ok(Attached::Now {
@@ -109,16 +109,6 @@ pub(super) fn check(req: &Request) -> CniResult<()> {
             ),
         )),
         Err(err) => Err(CniError::io("cannot read the uplink's links", &err)),
-    }
-}
-
-/// The team / NetworkManager classifiers plug in here, honouring `refuse.team` and
-/// `refuse.networkManager`. They live in `host::links` and `host::nm`, which are not on this
-/// branch yet; until they are merged no link is refused.
-fn refusal_check(req: &Request) -> impl Fn(&LinkTable, &str) -> Option<Refusal> + '_ {
-    let plugin = &req.conf.plugin;
-    move |links: &LinkTable, link: &str| {
-        refusal::refusal(links, link, plugin.refuse, &plugin.network_manager)
     }
 }
 

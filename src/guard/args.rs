@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::args::{Opt, Spec};
+
 pub const USAGE: &str = "\
 usage: hostguard guard --plugin-config FILE [--conf-dir DIR] [--metrics-addr HOST:PORT]
                        [--settle-ms N]
@@ -16,7 +18,10 @@ network namespace it runs in, as a pod ADD would, whenever the kernel reports a 
   --metrics-addr ADDR    serve /healthz, /readyz and /metrics over HTTP on ADDR
   --settle-ms N          look once the events have been quiet this long (default 100)
 
-SIGHUP re-reads the configuration; SIGTERM and SIGINT stop it (exit 0).
+SIGHUP re-reads the configuration; SIGTERM and SIGINT stop it.
+
+Exit status: 0 stopped by SIGTERM or SIGINT, 1 failed (configuration unreadable or refused, no
+netlink, --metrics-addr taken), 2 usage.
 ";
 
 pub const DEFAULT_SETTLE: Duration = Duration::from_millis(100);
@@ -33,41 +38,35 @@ pub struct Options {
 
 /// `Ok(None)` for `--help`.
 pub fn parse(args: &[String]) -> Result<Option<Options>, String> {
-    let mut opts = Options {
-        plugin_config: None,
-        conf_dir: None,
-        metrics_addr: None,
-        settle: DEFAULT_SETTLE,
+    const SPEC: Spec = Spec {
+        options: &[
+            Opt::value("--plugin-config"),
+            Opt::value("--conf-dir"),
+            Opt::value("--metrics-addr"),
+            Opt::value("--settle-ms"),
+        ],
+        from_env: false,
     };
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg == "--help" || arg == "-h" {
-            return Ok(None);
-        }
-        let mut value = || {
-            rest.next()
-                .filter(|v| !v.starts_with("--"))
-                .cloned()
-                .ok_or_else(|| format!("{arg} needs a value"))
-        };
-        match arg.as_str() {
-            "--plugin-config" => opts.plugin_config = Some(PathBuf::from(value()?)),
-            "--conf-dir" => opts.conf_dir = Some(PathBuf::from(value()?)),
-            "--metrics-addr" => opts.metrics_addr = Some(value()?),
-            "--settle-ms" => {
-                let text = value()?;
-                let ms = text
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| *ms <= MAX_SETTLE_MS)
-                    .ok_or_else(|| {
-                        format!("--settle-ms {text:?} is not a number of milliseconds 0..={MAX_SETTLE_MS}")
-                    })?;
-                opts.settle = Duration::from_millis(ms);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
+    let Some(given) = crate::args::given(&SPEC, args)? else {
+        return Ok(None);
+    };
+    let settle = match given.get("--settle-ms") {
+        None => DEFAULT_SETTLE,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms <= MAX_SETTLE_MS)
+            .map(Duration::from_millis)
+            .ok_or_else(|| {
+                format!("--settle-ms {text:?} is not a number of milliseconds 0..={MAX_SETTLE_MS}")
+            })?,
+    };
+    let opts = Options {
+        plugin_config: given.get("--plugin-config").map(PathBuf::from),
+        conf_dir: given.get("--conf-dir").map(PathBuf::from),
+        metrics_addr: given.get("--metrics-addr").map(str::to_string),
+        settle,
+    };
     if opts.plugin_config.is_none() && opts.conf_dir.is_none() {
         return Err("--plugin-config FILE or --conf-dir DIR is required".into());
     }
@@ -102,6 +101,11 @@ mod tests {
             DEFAULT_SETTLE
         );
         assert_eq!(parse(&args(&["--help"])), Ok(None));
+        let spelled_inline = parse(&args(&["--conf-dir=/d", "--settle-ms=7"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(spelled_inline.conf_dir, Some(PathBuf::from("/d")));
+        assert_eq!(spelled_inline.settle, Duration::from_millis(7));
         for bad in [
             &["--plugin-config"][..],
             &["--plugin-config", "/e", "--settle-ms", "-1"],

@@ -5,9 +5,8 @@
 use anyhow::{Context, Result};
 
 use crate::config::{PluginConfig, RuleSelector, RulesConfig};
-use crate::host::route_guard::{
-    self, Assessment, GuardOptions, GuardOutcome, RefusalCheck, Unrestored,
-};
+use crate::host::refusal::RefusalCheck;
+use crate::host::route_guard::{self, Assessment, GuardOptions, GuardOutcome, Unrestored};
 use crate::host::routes::{self, DefaultRoute};
 use crate::host::rules::{self, GuardedRule, RulesOutcome};
 use crate::netlink::Netlink;

@@ -4,8 +4,8 @@
 
 use crate::config::{NmDirs, RefuseConfig};
 use crate::host::links;
+use crate::host::links::LinkTable;
 use crate::host::nm::{self, LinkFacts, NmPaths};
-use crate::host::route_guard::LinkTable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalKind {
@@ -19,13 +19,19 @@ pub struct Refusal {
     pub evidence: String,
 }
 
-/// [`refusal`] as the route guard asks it ([`crate::host::route_guard::RefusalCheck`]): the
-/// evidence when a link is refused, for every caller that builds guard options.
+/// The seam for the link classifiers: given the host's links and a link name, say whether
+/// hostguard must leave that link alone. The route guard asks it before restoring a route through
+/// a device, the uplink attachment for the uplink and the bridge before anything changes; tests
+/// pass their own.
+pub type RefusalCheck<'a> = &'a dyn Fn(&LinkTable, &str) -> Option<Refusal>;
+
+/// [`refusal`] with the plugin's `refuse` and `networkManager` settings bound, as every caller
+/// that builds guard options or attaches an uplink asks it.
 pub fn check<'a>(
     refuse: RefuseConfig,
     nm_dirs: &'a NmDirs,
-) -> impl Fn(&LinkTable, &str) -> Option<String> + 'a {
-    move |table, name| refusal(table, name, refuse, nm_dirs).map(|r| r.evidence)
+) -> impl Fn(&LinkTable, &str) -> Option<Refusal> + 'a {
+    move |table, name| refusal(table, name, refuse, nm_dirs)
 }
 
 /// Whether the link named `name` must be left alone. Team checks come first: they need only
@@ -38,7 +44,7 @@ pub fn refusal(
 ) -> Option<Refusal> {
     let link = table.get(name)?;
     if refuse.team {
-        if let Some(evidence) = links::team_evidence(table.links(), link.header.index) {
+        if let Some(evidence) = links::team::team_evidence(table.links(), link.header.index) {
             return Some(Refusal {
                 kind: RefusalKind::Team,
                 evidence,

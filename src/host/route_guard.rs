@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use nix::libc;
 
+use crate::host::links::LinkTable;
+use crate::host::refusal::RefusalCheck;
 use crate::host::route_identity::{self, Devices, Resolution};
 use crate::host::routes::{self, DefaultRoute, Placement, Slot};
 use crate::netlink::{
@@ -17,58 +19,6 @@ use crate::netlink::{
 
 /// `RTPROT_RA` from linux/rtnetlink.h (not exported by the libc crate).
 const RTPROT_RA: u8 = 9;
-
-/// One link dump, looked up by name or index, taken once per invocation.
-pub struct LinkTable {
-    links: Vec<LinkMessage>,
-    by_name: HashMap<String, usize>,
-    by_index: HashMap<u32, usize>,
-}
-
-impl LinkTable {
-    pub fn load(nl: &mut Netlink) -> Result<LinkTable> {
-        Ok(LinkTable::from_links(nl.links().context("list links")?))
-    }
-
-    pub fn from_links(links: Vec<LinkMessage>) -> LinkTable {
-        let mut by_name = HashMap::new();
-        let mut by_index = HashMap::new();
-        for (i, link) in links.iter().enumerate() {
-            by_index.insert(link.header.index, i);
-            if let Some(name) = link.name() {
-                by_name.insert(name.to_string(), i);
-            }
-        }
-        LinkTable {
-            links,
-            by_name,
-            by_index,
-        }
-    }
-
-    pub fn links(&self) -> &[LinkMessage] {
-        &self.links
-    }
-
-    pub fn get(&self, name: &str) -> Option<&LinkMessage> {
-        self.by_name.get(name).map(|&i| &self.links[i])
-    }
-
-    pub fn name_of(&self, index: u32) -> Option<String> {
-        self.by_index
-            .get(&index)
-            .and_then(|&i| self.links[i].name())
-            .map(str::to_string)
-    }
-
-    pub fn index_of(&self, name: &str) -> Option<u32> {
-        self.get(name).map(|l| l.header.index)
-    }
-
-    pub fn by_index(&self, index: u32) -> Option<&LinkMessage> {
-        self.by_index.get(&index).map(|&i| &self.links[i])
-    }
-}
 
 /// Every default route of the host: both families, every table but `local`, one dump, each
 /// device identified (ifindex, MAC, kind).
@@ -160,9 +110,6 @@ pub struct GuardOutcome {
     /// or in part, each device under its current name and identity.
     pub baseline: Vec<DefaultRoute>,
 }
-
-/// Decides whether a link may be touched; `Some(evidence)` refuses it (team, NetworkManager).
-pub type RefusalCheck<'a> = &'a dyn Fn(&LinkTable, &str) -> Option<String>;
 
 /// `RTPROT_DHCP` from linux/rtnetlink.h.
 const RTPROT_DHCP: u8 = 16;
@@ -438,9 +385,10 @@ fn why_not_restorable(
         // Re-adding a recorded route changes no link; refusal is about link changes, and the
         // operator may extend it to routes with routes.restoreOnManaged = false.
         if !opts.restore_on_managed {
-            if let Some(evidence) = (opts.refused)(links, dev) {
+            if let Some(refusal) = (opts.refused)(links, dev) {
                 return Some(format!(
-                    "hostguard does not touch {dev} (routes.restoreOnManaged is false): {evidence}"
+                    "hostguard does not touch {dev} (routes.restoreOnManaged is false): {}",
+                    refusal.evidence
                 ));
             }
         }

@@ -122,7 +122,7 @@ const UNINSTALL: Spec = Spec {
 };
 
 pub fn parse_install(args: &[String]) -> Result<Parsed<InstallOptions>, String> {
-    let Some(given) = parse_flags(args, &INSTALL)? else {
+    let Some(given) = crate::args::given(&INSTALL, args)? else {
         return Ok(Parsed::Help);
     };
     let conf_dir = required_dir(&given)?;
@@ -165,7 +165,7 @@ pub fn parse_install(args: &[String]) -> Result<Parsed<InstallOptions>, String> 
 }
 
 pub fn parse_uninstall(args: &[String]) -> Result<Parsed<UninstallOptions>, String> {
-    let Some(given) = parse_flags(args, &UNINSTALL)? else {
+    let Some(given) = crate::args::given(&UNINSTALL, args)? else {
         return Ok(Parsed::Help);
     };
     Ok(Parsed::Run(UninstallOptions {
@@ -183,14 +183,6 @@ fn in_place(given: &Given) -> Result<bool, String> {
         return Err("--in-place writes no file of its own, so --output does not apply".into());
     }
     Ok(in_place)
-}
-
-/// `None` when help was asked for.
-fn parse_flags(args: &[String], spec: &Spec) -> Result<Option<Given>, String> {
-    match crate::args::parse(spec, args)? {
-        crate::args::Parsed::Run(given) => Ok(Some(given)),
-        crate::args::Parsed::Help => Ok(None),
-    }
 }
 
 fn required_dir(given: &Given) -> Result<PathBuf, String> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use netlink_packet_route::link::{LinkAttribute, LinkInfo};
 
 use super::*;
+use crate::netlink::{InfoKind, LinkMessage};
 
 /// A fake NetworkManager tree in a temp dir: run/, etc/, lib/ and a fake proc/ with (optionally)
 /// a "NetworkManager" process.

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::host::route_guard::LinkTable;
+use crate::host::links::LinkTable;
 use crate::netlink::{InfoKind, LinkExt, Netlink};
 use crate::state::StateDir;
 use apply::Engine;
@@ -42,12 +42,8 @@ pub use record::check_link_name;
 pub use recover::{recover, Recovered};
 pub use release::{release, Released};
 
+use crate::host::refusal::RefusalCheck;
 pub use crate::host::refusal::{Refusal, RefusalKind};
-
-/// The seam for the link classifiers: given the host's links and a link name, say whether
-/// hostguard must leave that link alone. Asked for the uplink, and for the bridge if it exists,
-/// before anything changes.
-pub type RefusalCheck<'a> = &'a dyn Fn(&LinkTable, &str) -> Option<Refusal>;
 
 /// What an attach did.
 #[derive(Debug, PartialEq, Eq)]

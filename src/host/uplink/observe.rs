@@ -9,7 +9,8 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::model::{fingerprint, repoint, Addr, LinkState, SavedRoute, NOPREFIXROUTE};
-use crate::host::route_guard::{self, LinkTable};
+use crate::host::links::LinkTable;
+use crate::host::route_guard;
 use crate::host::routes::{DefaultRoute, Family, RT_TABLE_LOCAL};
 use crate::netlink::{
     AddressExt, Netlink, RouteAttribute, RouteExt, RouteFilter, RouteMessage, RouteProtocol,

@@ -10,7 +10,7 @@ use super::journal::Journal;
 use super::observe::{self, Selection};
 use super::plan::{self, Operation, ReleaseFacts, Step};
 use super::{check_names, record, UplinkError};
-use crate::host::route_guard::LinkTable;
+use crate::host::links::LinkTable;
 use crate::netlink::{LinkExt, Netlink};
 use crate::state::StateDir;
 
