@@ -166,7 +166,7 @@ node ip route show default
 jq -r 'select(.msg | startswith("restored")) | "  hostguard guard: \(.msg)"' "$T/guard.out" 2>/dev/null
 echo "  and what a Prometheus scrape of the node sees:"
 hg_host curl -fsS --max-time 2 http://127.0.0.1:9353/metrics 2>/dev/null |
-	grep -E '^hostguard_(restores_total|routes_missing|rules_missing) ' | sed 's/^/    /'
+	grep -E '^hostguard_(restores_total\{|routes_missing |rules_missing )' | sed 's/^/    /'
 kill -TERM "$GUARD_PID" 2>/dev/null
 wait "$GUARD_PID" 2>/dev/null
 echo "  (SIGTERM: the daemon exits 0; the route stays)"
