@@ -3,8 +3,8 @@
 # incident 1 (two uplinks, two default routes), a bridge CNI config,
 # `hostguard install` chaining it, containerd starting containers through that
 # chain, a CNI agent bug deleting a default route and the next container start
-# restoring it, and a NetworkManager-managed uplink refused. Then everything
-# is removed.
+# restoring it, the guard daemon restoring it again with no pod at all, and a
+# NetworkManager-managed uplink refused. Then everything is removed.
 #
 # Nothing touches this machine's own network or CNI files: the node is a
 # network namespace, and containerd runs in a private mount namespace where
@@ -145,7 +145,33 @@ routes "$NODE" >"$T/routes-3"
 side_by_side "node routes after the bug" "$T/routes-2" "after the next container start" "$T/routes-3"
 jq -r 'select(.msg | startswith("restored")) | "  hostguard log: \(.msg)"' "$T/hostguard.log" 2>/dev/null
 
-say "5. An uplink managed by NetworkManager is refused, and left alone"
+say "5. Between pods: hostguard guard repairs the node within milliseconds, no pod needed"
+echo "  In the DaemonSet, hostguard guard watches the kernel's route and rule events and puts a"
+echo "  baseline route back with the same decisions as ADD. Here it runs in the node:"
+printf '  node$ hostguard guard --plugin-config hostguard.json --metrics-addr 127.0.0.1:9353 &\n'
+hg_bg GUARD_PID nsenter --target "$HG_HOLDER" --mount --net "$HG" guard \
+	--plugin-config "$T/hostguard.json" --metrics-addr 127.0.0.1:9353 >"$T/guard.out" 2>&1
+# ready once it answers /healthz (bounded: 5 s)
+for _ in $(seq 50); do
+	hg_host curl -fsS -o /dev/null --max-time 1 http://127.0.0.1:9353/healthz 2>/dev/null && break
+	sleep 0.1
+done
+node ip route del default via 172.26.0.1 dev eth0
+# the route is back when the daemon says so (bounded: 5 s)
+for _ in $(seq 50); do
+	grep -q 'restored missing default route' "$T/guard.out" && break
+	sleep 0.1
+done
+node ip route show default
+jq -r 'select(.msg | startswith("restored")) | "  hostguard guard: \(.msg)"' "$T/guard.out" 2>/dev/null
+echo "  and what a Prometheus scrape of the node sees:"
+hg_host curl -fsS --max-time 2 http://127.0.0.1:9353/metrics 2>/dev/null |
+	grep -E '^hostguard_(restores_total\{|routes_missing |rules_missing )' | sed 's/^/    /'
+kill -TERM "$GUARD_PID" 2>/dev/null
+wait "$GUARD_PID" 2>/dev/null
+echo "  (SIGTERM: the daemon exits 0; the route stays)"
+
+say "6. An uplink managed by NetworkManager is refused, and left alone"
 # A fake NetworkManager that only this demo's mount namespace sees: a sleeping
 # process whose name reads "NetworkManager" there (a file bound over its
 # /proc/PID/comm), its pid file, and a device record managing eth1. It runs in
@@ -185,7 +211,7 @@ else
 	exit 1
 fi
 
-say "6. Cleanup"
+say "7. Cleanup"
 hg_containerd_stop
 hg_cleanup
 left=$(hg_run_leftovers)

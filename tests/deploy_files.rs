@@ -370,6 +370,23 @@ fn the_daemonset_installs_first_then_guards_with_probes_and_metrics() {
         );
     }
 
+    // a long-running install keeps the conflist in sync after the init step, with the same
+    // options but --watch
+    let sync = container(pod, "containers", "sync");
+    assert_eq!(strings(&sync["args"]), ["install"]);
+    let sync_env = env_of(sync);
+    assert_eq!(sync_env["HOSTGUARD_WATCH"], "true");
+    for key in [
+        "HOSTGUARD_CONF_DIR",
+        "HOSTGUARD_STATE_DIR",
+        "HOSTGUARD_PLUGIN_CONFIG",
+    ] {
+        assert_eq!(
+            sync_env[key], env[key],
+            "sync and install disagree on {key}"
+        );
+    }
+
     let guard = container(pod, "containers", "guard");
     let args = strings(&guard["args"]);
     assert_eq!(args[0], "guard");
@@ -385,7 +402,11 @@ fn the_daemonset_installs_first_then_guards_with_probes_and_metrics() {
     assert_eq!(annotations["prometheus.io/path"], "/metrics");
 
     // the least capabilities: none to install, CAP_NET_ADMIN alone to guard
-    for (c, added) in [(install, json!(null)), (guard, json!(["NET_ADMIN"]))] {
+    for (c, added) in [
+        (install, json!(null)),
+        (sync, json!(null)),
+        (guard, json!(["NET_ADMIN"])),
+    ] {
         let sc = &c["securityContext"];
         assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{}", c["name"]);
         assert_eq!(sc["capabilities"]["add"], added, "{}", c["name"]);
@@ -400,11 +421,14 @@ fn the_daemonset_mounts_its_host_paths_and_the_host_root_read_only() {
     let objects = objects();
     let pod = &find(&objects, "DaemonSet", "hostguard")["spec"]["template"]["spec"];
     let install = host_mounts(pod, container(pod, "initContainers", "install"));
+    let sync = host_mounts(pod, container(pod, "containers", "sync"));
     let guard = host_mounts(pod, container(pod, "containers", "guard"));
     for (mounts, path, read_only) in [
         (&install, "/etc/cni/net.d", false),
         (&install, "/opt/cni/bin", false),
         (&install, "/var/lib/cni/hostguard", false),
+        (&sync, "/etc/cni/net.d", false),
+        (&sync, "/var/lib/cni/hostguard", false),
         (&guard, "/etc/cni/net.d", false),
         (&guard, "/var/lib/cni/hostguard", false),
         (&guard, "/run/hostguard", false),
@@ -453,6 +477,10 @@ fn the_daemonset_plugin_config_is_accepted_by_the_binary() {
 /// Runs a container of a manifest with the binary in place of its image: its args, its env, and
 /// every absolute path moved under `dir`, inside `node`.
 fn run_as_configured(container: &Value, dir: &TempDir, node: &Netns) -> std::process::Output {
+    as_configured(container, dir, node).output().unwrap()
+}
+
+fn as_configured(container: &Value, dir: &TempDir, node: &Netns) -> Command {
     let moved = |value: &str| {
         if value.starts_with('/') {
             dir.join(value.trim_start_matches('/'))
@@ -470,7 +498,7 @@ fn run_as_configured(container: &Value, dir: &TempDir, node: &Netns) -> std::pro
     for (name, value) in env_of(container) {
         cmd.env(name, moved(&value));
     }
-    cmd.output().unwrap()
+    cmd
 }
 
 /// The install step as the manifest configures it chains the upstream, copies the binary and
@@ -524,6 +552,46 @@ fn install_then_the_uninstall_workload_as_configured() {
     let baseline =
         std::fs::read_to_string(dir.join("var/lib/cni/hostguard/baseline.json")).unwrap();
     assert!(baseline.contains("172.26.0.1"), "{baseline}");
+
+    // The sync container follows a primary that rewrites its config, and ends on SIGTERM.
+    let mut sync = as_configured(container(pod, "containers", "sync"), &dir, &node)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rewritten = upstream.clone();
+    rewritten["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
+    std::fs::write(
+        upstream_dir.join("10-bridge.conflist"),
+        serde_json::to_string_pretty(&rewritten).unwrap(),
+    )
+    .unwrap();
+    let output = upstream_dir.join("00-hostguard.conflist");
+    let followed = crate::install_support::wait_until(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(&output).is_ok_and(|text| text.contains("bandwidth"))
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sync.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let ended = sync.wait_with_output().unwrap();
+    assert!(
+        followed,
+        "sync did not follow the rewrite: {}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
+    assert_eq!(
+        ended.status.code(),
+        Some(0),
+        "sync on SIGTERM: {:?} {}",
+        ended.status,
+        String::from_utf8_lossy(&ended.stderr)
+    );
+    std::fs::write(upstream_dir.join("10-bridge.conflist"), &upstream_text).unwrap();
 
     let un = &find(&objects, "DaemonSet", "hostguard-uninstall")["spec"]["template"]["spec"];
     assert_eq!(un["tolerations"], json!([{"operator": "Exists"}]));
