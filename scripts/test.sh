@@ -100,6 +100,9 @@ if stage build cargo build --release --locked; then
 	if [[ ${HG_LINT:-1} != 0 ]]; then
 		stage clippy cargo clippy --all-targets --all-features --locked -- -D warnings
 	fi
+	# The fuzz targets are their own crate, built only where cargo-fuzz is installed: check
+	# that they still compile against the library, so a change cannot break them unseen.
+	stage fuzz-check cargo check --locked --manifest-path fuzz/Cargo.toml --bins --examples
 	test_args=()
 	[[ -n ${HG_TEST_THREADS:-} ]] && test_args=(-- "--test-threads=$HG_TEST_THREADS")
 	# The crash-recovery tests need the fault hooks, which the shipped binary must not have:

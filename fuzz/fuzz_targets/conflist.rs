@@ -42,14 +42,18 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut entry = Map::new();
     entry.insert("type".into(), Value::String("hostguard".into()));
-    let chained = chain::chain(&upstream, form, &entry).expect("a valid upstream chains");
+    let names = chain::Names {
+        output: "00-hostguard.conflist",
+        upstream: "10-upstream.conflist",
+    };
+    let chained = chain::chain(&upstream, form, &entry, names).expect("a valid upstream chains");
     if let Err(problem) = validate::output(&chained.bytes) {
         panic!("chained output of a valid upstream fails its own check: {problem}");
     }
     // Chaining is idempotent: chaining our own output again gives the same bytes (floats
     // included, with serde_json's float_roundtrip; this target found them drifting without it).
     let again = validate::upstream(&chained.bytes, discover::Form::List)
-        .map(|o| chain::chain(&o, discover::Form::List, &entry).expect("chains"));
+        .map(|o| chain::chain(&o, discover::Form::List, &entry, names).expect("chains"));
     if let Ok(again) = again {
         assert_eq!(again.bytes, chained.bytes);
     }
