@@ -26,16 +26,7 @@ pub fn default_routes(nl: &mut Netlink, links: &LinkTable) -> Result<Vec<Default
     let messages = nl
         .routes(&default_routes_filter())
         .context("list default routes")?;
-    let name_of = |i: u32| links.name_of(i);
-    let describe = |i: u32| links.by_index(i).map(route_identity::link_id);
-    Ok(messages
-        .iter()
-        .filter_map(|m| DefaultRoute::from_message(m, &name_of))
-        .map(|mut r| {
-            r.describe_links(&describe);
-            r
-        })
-        .collect())
+    Ok(read_routes(&messages, &|i| links.by_index(i)))
 }
 
 /// As [`default_routes`], with each device asked of the kernel by ifindex instead of taken
@@ -55,17 +46,26 @@ pub fn default_routes_by_lookup(nl: &mut Netlink) -> Result<Vec<DefaultRoute>> {
             slot.insert(link);
         }
     }
-    let link = |i: u32| found.get(&i).and_then(Option::as_ref);
-    let name_of = |i: u32| link(i).and_then(|l| l.name().map(str::to_string));
-    let describe = |i: u32| link(i).map(route_identity::link_id);
-    Ok(messages
+    Ok(read_routes(&messages, &|i| {
+        found.get(&i).and_then(Option::as_ref)
+    }))
+}
+
+/// The default routes of `messages`, each device named and identified through `link_of`.
+fn read_routes<'a>(
+    messages: &[RouteMessage],
+    link_of: &dyn Fn(u32) -> Option<&'a LinkMessage>,
+) -> Vec<DefaultRoute> {
+    let name_of = |i: u32| link_of(i).and_then(|l| l.name().map(str::to_string));
+    let describe = |i: u32| link_of(i).map(route_identity::link_id);
+    messages
         .iter()
         .filter_map(|m| DefaultRoute::from_message(m, &name_of))
         .map(|mut r| {
             r.describe_links(&describe);
             r
         })
-        .collect())
+        .collect()
 }
 
 fn default_routes_filter() -> RouteFilter {

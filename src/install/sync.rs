@@ -683,6 +683,25 @@ impl Installer {
 
     /// The in-place counterpart of `repair_allowed`: `Some` while backing off.
     fn hold_or_count(&mut self, now: Instant, shown: &str) -> Option<Instant> {
+        self.held_or_counted(now, |recent, backoff| {
+            format!(
+                "the hostguard entry was removed from {shown} {recent} times within {:?}; backing \
+                 off {backoff:?} before inserting it again. Hint: another program rewrites {shown} \
+                 without keeping other tools' entries; have it keep them, or pin hostguard to \
+                 another file with --primary",
+                fight::WINDOW,
+            )
+        })
+    }
+
+    /// `Some(until)` while a back-off from another writer lasts. Otherwise this foreign change is
+    /// counted, and when it makes a fight a back-off starts, said once with `message(recent
+    /// changes, back-off)`.
+    fn held_or_counted(
+        &mut self,
+        now: Instant,
+        message: impl FnOnce(usize, Duration) -> String,
+    ) -> Option<Instant> {
         if let Some(until) = self.hold_until {
             if now < until {
                 return Some(until);
@@ -694,14 +713,7 @@ impl Installer {
             Verdict::Repair => None,
             Verdict::HoldUntil(until, backoff) => {
                 self.hold_until = Some(until);
-                note(format_args!(
-                    "the hostguard entry was removed from {shown} {} times within {:?}; backing off \
-                     {backoff:?} before inserting it again. Hint: another program rewrites {shown} \
-                     without keeping other tools' entries; have it keep them, or pin hostguard to \
-                     another file with --primary",
-                    self.fight.recent(),
-                    fight::WINDOW,
-                ));
+                note(format_args!("{}", message(self.fight.recent(), backoff)));
                 Some(until)
             }
         }
@@ -718,28 +730,15 @@ impl Installer {
         if !foreign {
             return None;
         }
-        if let Some(until) = self.hold_until {
-            if now < until {
-                return Some(until);
-            }
-            self.hold_until = None;
-            return None;
-        }
-        match self.fight.foreign_change(now) {
-            Verdict::Repair => None,
-            Verdict::HoldUntil(until, backoff) => {
-                self.hold_until = Some(until);
-                note(format_args!(
-                    "{} was changed by another writer {} times within {:?}; backing off {backoff:?} before \
-                     restoring it. Hint: {}",
-                    self.output_path().display(),
-                    self.fight.recent(),
-                    fight::WINDOW,
-                    self.fight_hint(current)
-                ));
-                Some(until)
-            }
-        }
+        let shown = self.output_path().display().to_string();
+        let hint = self.fight_hint(current);
+        self.held_or_counted(now, |recent, backoff| {
+            format!(
+                "{shown} was changed by another writer {recent} times within {:?}; backing off \
+                 {backoff:?} before restoring it. Hint: {hint}",
+                fight::WINDOW,
+            )
+        })
     }
 
     /// Plugin types in `object`, besides hostguard, that our last version of the output lacked.
