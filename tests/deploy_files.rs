@@ -554,7 +554,7 @@ fn install_then_the_uninstall_workload_as_configured() {
     assert!(baseline.contains("172.26.0.1"), "{baseline}");
 
     // The sync container follows a primary that rewrites its config, and ends on SIGTERM.
-    let mut sync = as_configured(container(pod, "containers", "sync"), &dir, &node)
+    let sync = as_configured(container(pod, "containers", "sync"), &dir, &node)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
