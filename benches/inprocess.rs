@@ -158,6 +158,7 @@ fn run(options: &Options) -> Result<()> {
     let stdin = serde_json::json!({
         "cniVersion": "1.0.0", "name": "bench", "type": "hostguard",
         "stateDir": dir.join("state"),
+        "runDir": dir.join("run"),
         "prevResult": {
             "cniVersion": "1.0.0",
             "interfaces": [{"name": "cni0", "mac": "6a:1f:0c:4e:2b:01"},

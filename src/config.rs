@@ -705,10 +705,9 @@ mod tests {
 
     #[test]
     fn del_reads_state_dir_alone() {
-        let map: Map<String, Value> = serde_json::from_str(
-            r#"{"stateDir":"/s","runDir":"/r","routes":{"restor":1}}"#,
-        )
-        .unwrap();
+        let map: Map<String, Value> =
+            serde_json::from_str(r#"{"stateDir":"/s","runDir":"/r","routes":{"restor":1}}"#)
+                .unwrap();
         assert!(parse_entry(&map).is_err());
         assert_eq!(state_dir(&map).unwrap(), PathBuf::from("/s"));
         assert_eq!(run_dir(&map).unwrap(), PathBuf::from("/r"));

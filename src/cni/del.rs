@@ -38,8 +38,7 @@ pub fn del(env: &CniEnv, input: CniResult<&[u8]>, log: &mut Logger) -> CniResult
         log.warn("DEL has no usable stateDir or runDir, so no record to remove");
         return Ok(());
     }
-    let state = match StateDir::open_existing(conf.state_dir.as_deref(), conf.run_dir.as_deref())
-    {
+    let state = match StateDir::open_existing(conf.state_dir.as_deref(), conf.run_dir.as_deref()) {
         Ok(Some(state)) => state,
         Ok(None) => return Ok(()),
         Err(err) => {

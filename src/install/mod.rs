@@ -126,7 +126,10 @@ fn install(options: InstallOptions) -> Result<i32> {
     }
     if let Some(state_dir) = &options.state_dir {
         let run_dir = options.run_dir.as_deref();
-        record_baseline(state_dir, run_dir.unwrap_or(crate::config::DEFAULT_RUN_DIR.as_ref()))?;
+        record_baseline(
+            state_dir,
+            run_dir.unwrap_or(crate::config::DEFAULT_RUN_DIR.as_ref()),
+        )?;
     }
     warn_about_host_settings(options.host_root.as_deref());
     sync::run(sync::Plan {
