@@ -240,7 +240,7 @@ fn run(options: &Options) -> Result<()> {
     add("ADD")?; // records the baseline: what follows is steady state
     time("whole ADD in-process (steady state)", iters, || add("ADD"))?;
 
-    let state = StateDir::open(&dir.join("state"))?;
+    let state = StateDir::open(&dir.join("state"), &dir.join("run"))?;
     time("baseline read (StateDir::read_baseline)", iters, || {
         state.read_baseline()
     })?;
