@@ -159,6 +159,7 @@ fn run(options: &Options) -> Result<()> {
     let stdin = serde_json::json!({
         "cniVersion": "1.0.0", "name": "bench", "type": "hostguard",
         "stateDir": dir.join("state"),
+        "runDir": dir.join("run"),
         "prevResult": {
             "cniVersion": "1.0.0",
             "interfaces": [{"name": "cni0", "mac": "6a:1f:0c:4e:2b:01"},
@@ -240,7 +241,7 @@ fn run(options: &Options) -> Result<()> {
     add("ADD")?; // records the baseline: what follows is steady state
     time("whole ADD in-process (steady state)", iters, || add("ADD"))?;
 
-    let state = StateDir::open(&dir.join("state"))?;
+    let state = StateDir::open(&dir.join("state"), &dir.join("run"))?;
     time("baseline read (StateDir::read_baseline)", iters, || {
         state.read_baseline()
     })?;

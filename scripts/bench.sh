@@ -20,12 +20,18 @@
 # it costs on a node) unless HG_BENCH_TMPDIR says otherwise.
 #
 # Usage: scripts/bench.sh [--quick] [--only verbs,routes,parallel,install,wait] [--pods N]
-#                         [--static] [--before BIN]
+#                         [--static] [--before BIN] [--run-on DIR] [--churn N]
 #   --quick       fewer rounds, about 20 s; the default takes one to two minutes (builds aside)
 #   --pods N      pods already on the node of the verbs and parallel sections: N veths on the
 #                 host in bridge cni0, their peers in a pods namespace (default 30)
 #   --before BIN  also run another hostguard build as a fourth side of ADD/CHECK/DEL and of the
 #                 route sizes, interleaved with the rest: before/after figures of a change
+#   --run-on DIR  keep hostguard's runDir (records, journal, locks) in a fresh directory under DIR,
+#                 e.g. a tmpfs such as /dev/shm, as /run/hostguard is on a node; by default each
+#                 runDir is inside its stateDir, on the same filesystem. A --before build that
+#                 predates runDir ignores the key and keeps everything in its stateDir.
+#   --churn N     before the verbs are timed, N ADD/DEL pairs of distinct containers on each
+#                 hostguard side, so the state directories have aged as on a busy node
 #   --static      benchmark a statically linked build (glibc, crt-static; built into
 #                 target/x86_64-unknown-linux-gnu/release) instead of target/release/hostguard;
 #                 `--static --before target/release/hostguard` shows both in one run
@@ -45,6 +51,8 @@ ONLY=verbs,routes,parallel,install,wait
 BEFORE=
 PODS_N=30
 STATIC=0
+RUN_ON=
+CHURN=0
 while (($#)); do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -61,6 +69,16 @@ while (($#)); do
 		;;
 	--only)
 		ONLY=${2:?--only needs a list}
+		shift
+		;;
+	--run-on)
+		RUN_ON=$(realpath "${2:?--run-on needs a directory}")
+		[[ -d $RUN_ON ]] || hg_die "--run-on: $2 is not a directory"
+		shift
+		;;
+	--churn)
+		CHURN=${2:?--churn needs a number}
+		[[ $CHURN =~ ^[0-9]+$ ]] || hg_die "--churn: $2 is not a number"
 		shift
 		;;
 	-h | --help)
@@ -85,6 +103,9 @@ export TMPDIR=${HG_BENCH_TMPDIR:-/var/tmp}
 hg_init
 hg_reap_stale
 W=$HG_TMP
+if [[ -n $RUN_ON ]]; then
+	RUN_BASE=$(mktemp -d -p "$RUN_ON" hg-bench-run.XXXXXX) || hg_die "cannot create a directory in $RUN_ON"
+fi
 SUMMARY=$W/summary.jsonl
 : >"$SUMMARY"
 FAILED=0
@@ -127,6 +148,7 @@ echo "== hostguard benchmarks ($( ((QUICK)) && echo quick || echo full)), $(date
 echo "   machine: $MACHINE; load average $LOAD_BEFORE"
 echo "   hostguard $HG_BIN ($LINKING, $(stat -c %s "$HG_BIN") bytes), tuning $TUNING, floor $TRUE"
 [[ -n $BEFORE ]] && echo "   before: $BEFORE ($(stat -c %s "$BEFORE") bytes)"
+[[ -z $RUN_ON ]] || echo "   runDir under $RUN_BASE ($(df -T "$RUN_BASE" | awk 'NR == 2 { print $2 }'))"
 echo "   work dir $W; the node has $PODS_N pods (veths in bridge cni0) besides the benchmark's"
 
 # --- plan building -------------------------------------------------------------
@@ -191,9 +213,16 @@ hg_netns_add PODS || hg_die "namespace setup failed"
 ip -n "$HOST" -batch "$W/pods.batch" || hg_die "pod veth setup failed"
 CT_PATH=/run/netns/$CT
 PREV=$(jq -c --arg sb "$CT_PATH" '.interfaces[2].sandbox = $sb' "$HG_REPO/testdata/bench/prev-result.json")
+run_dir() { # STATE_DIR
+	if [[ -n $RUN_ON ]]; then
+		echo "$RUN_BASE/$(basename "$1")"
+	else
+		echo "$1/run"
+	fi
+}
 hg_conf() { # STATE_DIR
-	jq -nc --arg d "$1" --argjson prev "$PREV" \
-		'{cniVersion: "1.0.0", name: "bench", type: "hostguard", stateDir: $d, prevResult: $prev}'
+	jq -nc --arg d "$1" --arg r "$(run_dir "$1")" --argjson prev "$PREV" \
+		'{cniVersion: "1.0.0", name: "bench", type: "hostguard", stateDir: $d, runDir: $r, prevResult: $prev}'
 }
 TUNING_CONF=$(jq -nc --arg d "$W/tuning" --argjson prev "$PREV" \
 	'{cniVersion: "1.0.0", name: "bench", type: "tuning", dataDir: $d, prevResult: $prev}')
@@ -244,10 +273,22 @@ if want verbs; then
 		once "$HOST" ADD prime "$(hg_conf "$W/steady-before")" "$BEFORE" || bad "priming ADD (before) failed"
 		once "$HOST" DEL prime "$(hg_conf "$W/steady-before")" "$BEFORE" || bad "priming DEL (before) failed"
 	fi
+	if ((CHURN > 0)); then
+		churn_sides() { # VERB
+			cmd hostguard "$1" "$(hg_conf "$STATE")" "$HG_BIN"
+			[[ -z $BEFORE ]] || cmd before "$1" "$(hg_conf "$W/steady-before")" "$BEFORE"
+		}
+		mapfile -t adds < <(churn_sides ADD)
+		mapfile -t dels < <(churn_sides DEL)
+		write_plan "$W/churn.json" "$CHURN" 0 0 "$(cni_env "$CT_PATH" 'churn-{r}')" '[]' \
+			"$(step churn-ADD "${adds[@]}")" "$(step churn-DEL "${dels[@]}")"
+		echo "   churn: $CHURN ADD/DEL pairs first"
+		drive "$HOST" "$W/churn.json" >/dev/null || bad "the churn failed"
+	fi
 	write_plan "$W/verbs.json" "$R_VERBS" 5 0 "$(cni_env "$CT_PATH" 'bench-{r}')" \
 		"[$(IFS=,; echo "${compares[*]}")]" "${steps[@]}"
 	drive "$HOST" "$W/verbs.json" || bad "the verbs benchmark failed"
-	left=$(find "$STATE/attachments" -type f | wc -l)
+	left=$(find "$(run_dir "$STATE")/attachments" -type f | wc -l)
 	((left == 0)) || bad "$left attachment records left after ADD/DEL pairs"
 	[[ $(hg_host_view "$HOST") == "$HOST_BEFORE" ]] || bad "the host's default routes or rules changed"
 
@@ -328,12 +369,12 @@ if want parallel; then
 	missing=0
 	for r in w0 $(seq 0 $((R_PAR - 1))); do
 		for i in $(seq 0 63); do
-			f=$STATE/attachments/par-$r-$i@eth0.json
+			f=$(run_dir "$STATE")/attachments/bench/par-$r-$i@eth0.json
 			jq -e --arg id "par-$r-$i" '.containerID == $id and .ifname == "eth0"' "$f" >/dev/null 2>&1 ||
 				missing=$((missing + 1))
 		done
 	done
-	records=$(find "$STATE/attachments" -type f | wc -l)
+	records=$(find "$(run_dir "$STATE")/attachments" -type f | wc -l)
 	expected=$((64 * (R_PAR + 1)))
 	if ((missing == 0 && records == expected)); then
 		echo "   no lost state: $records attachment records, each complete ($expected ADDs)"
@@ -386,7 +427,7 @@ echo
 echo "== summary (paste-ready; every figure in $SUMMARY)"
 echo
 echo "Machine: $MACHINE; load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after."
-args=$( ((QUICK)) && echo ' --quick')$( ((STATIC)) && echo ' --static')$([[ $ONLY != verbs,routes,parallel,install,wait ]] && echo " --only $ONLY")$( ((PODS_N != 30)) && echo " --pods $PODS_N")$([[ -n $BEFORE ]] && echo " --before $(basename "$BEFORE")")
+args=$( ((QUICK)) && echo ' --quick')$( ((STATIC)) && echo ' --static')$([[ $ONLY != verbs,routes,parallel,install,wait ]] && echo " --only $ONLY")$( ((PODS_N != 30)) && echo " --pods $PODS_N")$([[ -n $BEFORE ]] && echo " --before $(basename "$BEFORE")")$([[ -n $RUN_ON ]] && echo " --run-on $RUN_ON")$( ((CHURN > 0)) && echo " --churn $CHURN")
 echo "Command: \`sudo scripts/bench.sh$args\` ($LINKING build; medians of interleaved rounds; $PODS_N pods on the node)"
 echo
 row "figure" "hostguard" "reference" "target"
@@ -443,6 +484,7 @@ if want wait; then
 		"<= 20 ms: $(verdict "${wait_ms:-n/a}" 20)"
 fi
 echo
+[[ -z $RUN_ON ]] || rm -rf -- "$RUN_BASE"
 if ((FAILED)); then
 	echo "correctness checks FAILED (see FAIL lines above)"
 	exit 1

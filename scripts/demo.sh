@@ -98,12 +98,13 @@ jq '.plugins |= map(select(.type != "hostguard"))
 	| .plugins[0].ipam.ranges |= [.[0]] | .plugins[0].ipam.routes |= [.[0]]' \
 	"$HG_REPO/conflists/bridge.conflist" >"$HG_CNI/net.d/10-bridge.conflist"
 jq -n --arg d "$T" '{logFile: ($d + "/hostguard.log"), logLevel: "info", stateDir: ($d + "/hostguard"),
+	runDir: ($d + "/hostguard/run"),
 	routes: {restore: true}}' >"$T/hostguard.json"
 node ls /etc/cni/net.d
 echo "  plugin config ($T/hostguard.json): $(jq -c . "$T/hostguard.json")"
 if "$HG" install --help >/dev/null 2>&1; then
 	node "$HG" install --conf-dir /etc/cni/net.d --bin-dir /opt/cni/bin \
-		--plugin-config "$T/hostguard.json" --state-dir "$T/hostguard" --timeout 5
+		--plugin-config "$T/hostguard.json" --state-dir "$T/hostguard" --run-dir "$T/hostguard/run" --timeout 5
 else
 	echo "  (hostguard install is not in this build: using the ready conflists/bridge.conflist)"
 	jq --slurpfile c "$T/hostguard.json" '.plugins |= (map(select(.type != "hostguard")) + [$c[0] + {type: "hostguard"}])' \

@@ -43,7 +43,7 @@ cni() {
 
 # 1a. 64 MiB, most of it one string: code 6, memory bounded.
 {
-	printf '{"cniVersion":"1.0.0","name":"n","type":"hostguard","stateDir":"%s/state","pad":"' "$T"
+	printf '{"cniVersion":"1.0.0","name":"n","type":"hostguard","stateDir":"%s/state","runDir":"%s/state/run","pad":"' "$T" "$T"
 	head -c $((64 << 20)) /dev/zero | tr '\0' a
 	printf '"}'
 } >"$T/big.in"
@@ -61,7 +61,7 @@ fi
 
 # 1b. The largest accepted configuration: ~1 MiB of prevResult, passed through.
 {
-	printf '{"cniVersion":"1.0.0","name":"n","type":"hostguard","stateDir":"%s/state",' "$T"
+	printf '{"cniVersion":"1.0.0","name":"n","type":"hostguard","stateDir":"%s/state","runDir":"%s/state/run",' "$T" "$T"
 	printf '"prevResult":{"cniVersion":"1.0.0","x-pad":"'
 	head -c $(((1 << 20) - 4096)) /dev/zero | tr '\0' b
 	printf '"}}'

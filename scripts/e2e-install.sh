@@ -80,7 +80,7 @@ upstream_untouched() { # WHEN
 }
 
 # --- 1. install -----------------------------------------------------------------
-install_run --bin-dir "$HG_CNI/bin" --plugin-config "$T/plugin-config.json" --state-dir "$T/hostguard" --timeout 10
+install_run --bin-dir "$HG_CNI/bin" --plugin-config "$T/plugin-config.json" --state-dir "$T/hostguard" --run-dir "$T/hostguard/run" --timeout 10
 if ((RC == 0)) && [[ -s $CHAINED ]]; then
 	hg_ok "install writes $(basename "$CHAINED")" "$MS ms"
 else

@@ -101,7 +101,7 @@ host_unchanged() { # WHEN
 }
 
 attachment_records() { # count of hostguard's per-attachment state files
-	find "$T/hostguard/attachments" -type f 2>/dev/null | wc -l
+	find "$T/hostguard/run/attachments" -type f 2>/dev/null | wc -l
 }
 
 if BIN_DIRS=$(hg_plugin_bin_dirs "$PLUGIN" "$T"); then
@@ -178,9 +178,9 @@ if ((ADD_OK)); then
 	if [[ $PLUGIN == hostguard ]]; then
 		n=$(attachment_records)
 		if ((n > 0)); then
-			hg_ok "hostguard recorded the attachment" "$n file(s) in stateDir/attachments"
+			hg_ok "hostguard recorded the attachment" "$n file(s) in runDir/attachments"
 		else
-			hg_fail "hostguard recorded the attachment" "nothing under $T/hostguard/attachments"
+			hg_fail "hostguard recorded the attachment" "nothing under $T/hostguard/run/attachments"
 		fi
 	fi
 else
@@ -255,7 +255,7 @@ if [[ $PLUGIN == hostguard ]] && ((ADD_OK)); then
 	if ((n == 0)); then
 		hg_ok "DEL removed hostguard's attachment state"
 	else
-		hg_fail "DEL removed hostguard's attachment state" "$n file(s) left in $T/hostguard/attachments"
+		hg_fail "DEL removed hostguard's attachment state" "$n file(s) left in $T/hostguard/run/attachments"
 	fi
 fi
 

@@ -11,6 +11,7 @@
 #   HOSTGUARD_TIMEOUT        seconds to wait for the upstream config (default 300; 0 = look once)
 #   HOSTGUARD_STATE_DIR      state directory to create; mount it at the host's path, or set
 #                            "stateDir" (the host's path) in HOSTGUARD_PLUGIN_CONFIG
+#   HOSTGUARD_RUN_DIR        per-boot directory (locks; default /run/hostguard), mounted likewise
 #   HOSTGUARD_WATCH          true | false (default false)
 #   HOSTGUARD_BIN            the hostguard binary to run (default: hostguard from PATH)
 #
@@ -40,6 +41,9 @@ if [[ -n ${HOSTGUARD_TIMEOUT:-} ]]; then
 fi
 if [[ -n ${HOSTGUARD_STATE_DIR:-} ]]; then
     args+=(--state-dir "${HOSTGUARD_STATE_DIR}")
+fi
+if [[ -n ${HOSTGUARD_RUN_DIR:-} ]]; then
+    args+=(--run-dir "${HOSTGUARD_RUN_DIR}")
 fi
 
 case ${HOSTGUARD_WATCH:-false} in

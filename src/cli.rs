@@ -12,11 +12,11 @@ hostguard: a CNI chaining plugin that keeps the node's host network intact
 As a CNI plugin it is run by the container runtime with CNI_COMMAND set.
 As a tool:
   hostguard install    --conf-dir DIR [--output NAME] [--primary NAME] [--plugin-config FILE]
-                       [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--host-root DIR]
-                       [--watch]
+                       [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--run-dir DIR]
+                       [--host-root DIR] [--watch]
   hostguard uninstall  --conf-dir DIR [--output NAME] [--bin-dir DIR]
-  hostguard baseline   [--state-dir DIR] [--show] [--update]
-  hostguard uplink release --interface IF --bridge BR [--state-dir DIR]
+  hostguard baseline   [--state-dir DIR] [--run-dir DIR] [--show] [--update]
+  hostguard uplink release --interface IF --bridge BR [--state-dir DIR] [--run-dir DIR]
   hostguard doctor     [--root DIR] [--json] [--fix]
   hostguard validate   --conflist FILE | --plugin-config FILE
   hostguard guard      --plugin-config FILE [--conf-dir DIR] [--metrics-addr HOST:PORT]
@@ -29,13 +29,14 @@ Exit status: 0 done, 1 failed, 2 usage error.
 ";
 
 const BASELINE_USAGE: &str = "\
-usage: hostguard baseline [--state-dir DIR] [--show] [--update]
+usage: hostguard baseline [--state-dir DIR] [--run-dir DIR] [--show] [--update]
 
 Records the host's default routes (the baseline the route guard restores) in DIR, only if none
 is recorded yet, and says so. Guarded policy rules are recorded by the next ADD, which knows the
 conflist's rules.match.
 
   --state-dir DIR  hostguard's state directory (default /var/lib/cni/hostguard)
+  --run-dir DIR    hostguard's per-boot directory, for its locks (default /run/hostguard)
   --show           print every recorded default route, marked present or MISSING
   --update         adopt the current default routes as the baseline (after a deliberate change)
 
@@ -43,7 +44,7 @@ Exit status: 0 done, 1 failed (no netlink, unreadable state), 2 usage.
 ";
 
 const UPLINK_USAGE: &str = "\
-usage: hostguard uplink release --interface IF --bridge BR [--state-dir DIR]
+usage: hostguard uplink release --interface IF --bridge BR [--state-dir DIR] [--run-dir DIR]
 
 Undoes an uplink attachment: moves IF's addresses and routes back from BR, detaches IF, deletes
 BR when hostguard created it, and verifies the baseline default routes.
@@ -51,6 +52,8 @@ BR when hostguard created it, and verifies the baseline default routes.
   --interface IF   the uplink that was moved into the bridge
   --bridge BR      the bridge it was moved into
   --state-dir DIR  hostguard's state directory (default /var/lib/cni/hostguard)
+  --run-dir DIR    hostguard's per-boot directory: the uplink journal and locks (default
+                   /run/hostguard)
 
 Exit status: 0 released, 1 not released (the reason is printed), 2 usage.
 ";
@@ -126,7 +129,7 @@ fn usage_error(command: &str, usage: &str, why: &str) -> i32 {
     2
 }
 
-/// `hostguard baseline [--state-dir DIR] [--show] [--update]`: record the host's default routes
+/// `hostguard baseline [--state-dir DIR] [--run-dir DIR] [--show] [--update]`: record the host's default routes
 /// (only if none are recorded yet), print them, or adopt the current state.
 fn baseline(args: &[String]) -> i32 {
     use crate::host::baseline as hb;
@@ -134,6 +137,7 @@ fn baseline(args: &[String]) -> i32 {
     const SPEC: Spec = Spec {
         options: &[
             Opt::value("--state-dir"),
+            Opt::value("--run-dir"),
             Opt::switch("--show"),
             Opt::switch("--update"),
         ],
@@ -146,8 +150,11 @@ fn baseline(args: &[String]) -> i32 {
     let dir = flags
         .get("--state-dir")
         .unwrap_or(crate::config::DEFAULT_STATE_DIR);
+    let run_dir = flags
+        .get("--run-dir")
+        .unwrap_or(crate::config::DEFAULT_RUN_DIR);
     let run = || -> anyhow::Result<()> {
-        let state = crate::state::StateDir::open(std::path::Path::new(dir))?;
+        let state = crate::state::StateDir::open(dir.as_ref(), run_dir.as_ref())?;
         let mut nl = crate::netlink::Netlink::new()?;
         let _lock = state.lock("baseline")?;
         if flags.has("--update") {
@@ -194,7 +201,7 @@ fn baseline(args: &[String]) -> i32 {
     }
 }
 
-/// `hostguard uplink release --interface IF --bridge BR [--state-dir DIR]`: undo an uplink
+/// `hostguard uplink release --interface IF --bridge BR [--state-dir DIR] [--run-dir DIR]`: undo an uplink
 /// attachment. Reports on stderr; exit 0 when released, 1 when not (with the reason), 2 on
 /// usage errors.
 fn uplink(args: &[String]) -> i32 {
@@ -205,6 +212,7 @@ fn uplink(args: &[String]) -> i32 {
             Opt::value("--interface"),
             Opt::value("--bridge"),
             Opt::value("--state-dir"),
+            Opt::value("--run-dir"),
         ],
         from_env: false,
     };
@@ -238,7 +246,10 @@ fn uplink(args: &[String]) -> i32 {
     let dir = flags
         .get("--state-dir")
         .unwrap_or(crate::config::DEFAULT_STATE_DIR);
-    let state = match crate::state::StateDir::open(std::path::Path::new(dir)) {
+    let run_dir = flags
+        .get("--run-dir")
+        .unwrap_or(crate::config::DEFAULT_RUN_DIR);
+    let state = match crate::state::StateDir::open(dir.as_ref(), run_dir.as_ref()) {
         Ok(state) => state,
         Err(err) => {
             eprintln!("hostguard uplink release: {err:#}");

@@ -20,6 +20,7 @@ use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/hostguard";
+pub const DEFAULT_RUN_DIR: &str = "/run/hostguard";
 pub const DEFAULT_NM_RUN_DIR: &str = "/run/NetworkManager";
 pub const DEFAULT_NM_CONF_DIR: &str = "/etc/NetworkManager";
 pub const DEFAULT_WAIT_TIMEOUT_MS: u64 = 15_000;
@@ -37,13 +38,14 @@ pub const DEFAULT_LOG_MAX_FILES: u32 = 3;
 pub const MAX_LOG_MAX_FILES: u32 = 100;
 
 /// The keys the entry may carry at its top level, besides the spec's own.
-pub const ENTRY_KEYS: [&str; 12] = [
+pub const ENTRY_KEYS: [&str; 13] = [
     "type",
     "logFile",
     "logLevel",
     "logMaxSizeMB",
     "logMaxFiles",
     "stateDir",
+    "runDir",
     "routes",
     "rules",
     "uplink",
@@ -77,7 +79,10 @@ pub struct PluginConfig {
     pub log_level: LogLevel,
     pub log_max_size_mb: u64,
     pub log_max_files: u32,
+    /// Persistent: the baseline and the uplink records.
     pub state_dir: PathBuf,
+    /// Per boot (a tmpfs): attachment records, the uplink journal, locks.
+    pub run_dir: PathBuf,
     pub routes_restore: bool,
     /// Re-adding a recorded route on a NetworkManager-managed or team device is not a link
     /// change, so it is allowed unless this is false.
@@ -150,6 +155,7 @@ impl Default for PluginConfig {
             log_max_size_mb: DEFAULT_LOG_MAX_SIZE_MB,
             log_max_files: DEFAULT_LOG_MAX_FILES,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             routes_restore: true,
             routes_restore_on_managed: true,
             routes_dhcp_grace_ms: DEFAULT_DHCP_GRACE_MS,
@@ -221,6 +227,7 @@ pub fn parse_entry(entry: &Map<String, Value>) -> ConfigResult<PluginConfig> {
     (cfg.log_file, cfg.log_level) = (log.file, log.level);
     (cfg.log_max_size_mb, cfg.log_max_files) = (log.max_size_mb, log.max_files);
     cfg.state_dir = state_dir(entry)?;
+    cfg.run_dir = run_dir(entry)?;
     if let Some(v) = present(entry, "routes") {
         let obj = object(v, "routes", &["restore", "restoreOnManaged", "dhcpGraceMs"])?;
         cfg.routes_restore = opt_bool(obj, "routes.restore", "restore")?.unwrap_or(true);
@@ -284,6 +291,14 @@ pub fn state_dir(entry: &Map<String, Value>) -> ConfigResult<PathBuf> {
     match present(entry, "stateDir") {
         Some(v) => absolute_path(v, "stateDir"),
         None => Ok(PathBuf::from(DEFAULT_STATE_DIR)),
+    }
+}
+
+/// `runDir` alone, read as [`parse_entry`] reads it: for DEL, which needs nothing else.
+pub fn run_dir(entry: &Map<String, Value>) -> ConfigResult<PathBuf> {
+    match present(entry, "runDir") {
+        Some(v) => absolute_path(v, "runDir"),
+        None => Ok(PathBuf::from(DEFAULT_RUN_DIR)),
     }
 }
 
@@ -587,6 +602,7 @@ mod tests {
     fn defaults_apply_when_keys_are_absent() {
         let c = entry("").unwrap();
         assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(c.run_dir, PathBuf::from("/run/hostguard"));
         assert!(c.routes_restore && c.rules.restore && c.routes_restore_on_managed);
         assert_eq!(c.routes_dhcp_grace_ms, 2000);
         assert_eq!((c.log_max_size_mb, c.log_max_files), (10, 3));
@@ -598,6 +614,7 @@ mod tests {
     fn full_contract_example_parses() {
         let p = entry(
             r#","logFile":"/var/log/hostguard.log","logLevel":"debug","stateDir":"/s",
+            "runDir":"/run/hg",
             "logMaxSizeMB":20,"logMaxFiles":5,
             "routes":{"restore":false,"restoreOnManaged":false,"dhcpGraceMs":500},
             "rules":{"match":[{"priority":100,"table":77}],"restore":true},
@@ -607,6 +624,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.log_level, LogLevel::Debug);
+        assert_eq!(p.state_dir, PathBuf::from("/s"));
+        assert_eq!(p.run_dir, PathBuf::from("/run/hg"));
         assert_eq!((p.log_max_size_mb, p.log_max_files), (20, 5));
         assert!(!p.routes_restore && !p.routes_restore_on_managed);
         assert_eq!(p.routes_dhcp_grace_ms, 500);
@@ -659,6 +678,10 @@ mod tests {
                 "uplink.interface",
             ),
             (r#","stateDir":"relative""#, Invalid, "stateDir"),
+            (r#","runDir":"run/hostguard""#, Invalid, "runDir"),
+            (r#","runDir":"""#, Invalid, "runDir"),
+            (r#","runDir":7"#, Invalid, "runDir"),
+            (r#","runDir":"/run/a\u0000b""#, Invalid, "runDir"),
             (
                 r#","waitFor":{"interfaces":[{"name":"x","cidr":"nope"}]}"#,
                 Invalid,
@@ -683,9 +706,13 @@ mod tests {
     #[test]
     fn del_reads_state_dir_alone() {
         let map: Map<String, Value> =
-            serde_json::from_str(r#"{"stateDir":"/s","routes":{"restor":1}}"#).unwrap();
+            serde_json::from_str(r#"{"stateDir":"/s","runDir":"/r","routes":{"restor":1}}"#)
+                .unwrap();
         assert!(parse_entry(&map).is_err());
         assert_eq!(state_dir(&map).unwrap(), PathBuf::from("/s"));
+        assert_eq!(run_dir(&map).unwrap(), PathBuf::from("/r"));
+        let bare = Map::new();
+        assert_eq!(run_dir(&bare).unwrap(), PathBuf::from(DEFAULT_RUN_DIR));
     }
 
     #[test]

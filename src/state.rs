@@ -1,6 +1,15 @@
-//! `stateDir`: the baseline, per-attachment records, the uplink journal and their locks. Every file
-//! is written through the atomic writer and validated when read; a corrupt file is an error that
-//! names it, never a panic and never silently replaced.
+//! Where hostguard keeps what it knows, in two places: `stateDir` (persistent) holds the baseline
+//! and the uplink records, which describe the host across reboots; `runDir` (per boot, a tmpfs
+//! such as /run) holds the per-attachment records, the uplink journal and the locks, which
+//! describe only this boot. Every ADD writes a record, and creating a file on a disk cost more than
+//! half of an ADD, while on tmpfs it costs almost nothing.
+//!
+//! A hostguard before `runDir` kept everything in `stateDir`: its records are still found there
+//! by DEL and GC, and an interrupted uplink journal left there is adopted into `runDir` and
+//! recovered as usual.
+//!
+//! Every file is written through the atomic writer and validated when read; a corrupt file is an
+//! error that names it, never a panic and never silently replaced.
 
 use std::fs::{self, OpenOptions};
 use std::io::Read;
@@ -28,7 +37,10 @@ pub const ATTACHMENTS_DIR: &str = "attachments";
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
+    /// `stateDir`: persistent.
     root: PathBuf,
+    /// `runDir`: this boot's.
+    run: PathBuf,
 }
 
 /// What the host looked like when hostguard first saw it, kept up to date by ADD.
@@ -54,40 +66,57 @@ pub struct AttachmentRecord {
 }
 
 impl StateDir {
-    /// Opens (creating with mode 0700 if needed) the state directory. A symlinked stateDir is
-    /// accepted (operators move /var/lib onto other disks); files inside are never followed.
-    pub fn open(root: &Path) -> Result<StateDir> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root.join(ATTACHMENTS_DIR))
-            .with_context(|| format!("create state directory {}", root.display()))?;
-        let meta = fs::metadata(root).with_context(|| format!("stat {}", root.display()))?;
-        if !meta.is_dir() {
-            bail!("state directory {} is not a directory", root.display());
-        }
-        own_directory(&root.join(ATTACHMENTS_DIR))?;
+    /// Opens (creating with mode 0700 if needed) the state and run directories. A symlinked
+    /// directory is accepted (operators move /var/lib onto other disks); files inside are never
+    /// followed.
+    pub fn open(root: &Path, run: &Path) -> Result<StateDir> {
+        open_dir(root, "state")?;
+        open_dir(&run.join(ATTACHMENTS_DIR), "run")?;
+        own_directory(&run.join(ATTACHMENTS_DIR))?;
         Ok(StateDir {
             root: root.to_path_buf(),
+            run: run.to_path_buf(),
         })
     }
 
-    /// Opens the state directory only if it exists: DEL has nothing to clean in a directory that
-    /// was never made, and must not make one.
-    pub fn open_existing(root: &Path) -> Result<Option<StateDir>> {
-        match fs::symlink_metadata(root) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            _ => StateDir::open(root).map(Some),
+    /// For DEL, which must not make a directory: `None` when neither directory exists, since
+    /// there is nothing to clean. Either may be unknown (its key unusable); then the other stands
+    /// for both, which is exactly the layout of a hostguard before `runDir`.
+    pub fn open_existing(root: Option<&Path>, run: Option<&Path>) -> Result<Option<StateDir>> {
+        let (root, run) = match (root, run) {
+            (Some(root), Some(run)) => (root, run),
+            (Some(one), None) | (None, Some(one)) => (one, one),
+            (None, None) => return Ok(None),
+        };
+        let exists = |dir: &Path| fs::symlink_metadata(dir).is_ok();
+        if !exists(root) && !exists(run) {
+            return Ok(None);
         }
+        for top in [root.join(ATTACHMENTS_DIR), run.join(ATTACHMENTS_DIR)] {
+            if exists(&top) {
+                own_directory(&top)?;
+            }
+        }
+        Ok(Some(StateDir {
+            root: root.to_path_buf(),
+            run: run.to_path_buf(),
+        }))
     }
 
+    /// `stateDir`.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// `runDir`.
+    pub fn run_root(&self) -> &Path {
+        &self.run
+    }
+
     /// Serializes the writers of one kind of state (`baseline`, `uplink`, `attachments`).
+    /// Locks live in `runDir`: a lock only orders the processes of one boot.
     pub fn lock(&self, name: &str) -> Result<LockGuard> {
-        lock::lock_exclusive(&self.root.join(format!("{name}.lock")))
+        lock::lock_exclusive(&self.run.join(format!("{name}.lock")))
     }
 
     pub fn read_baseline(&self) -> Result<Option<Baseline>> {
@@ -110,17 +139,21 @@ impl StateDir {
     /// Keyed by the network too, because a container may be attached to two networks through the
     /// same interface name, and GC of one network must never see the other's records.
     pub fn attachment_path(&self, network: &str, container_id: &str, ifname: &str) -> PathBuf {
-        self.root
+        self.run
             .join(ATTACHMENTS_DIR)
             .join(network_dir_name(network))
             .join(attachment_file_name(container_id, ifname))
     }
 
-    /// Records written before they were kept per network: `attachments/<containerID>@<ifname>.json`.
-    fn legacy_attachment_path(&self, container_id: &str, ifname: &str) -> PathBuf {
-        self.root
-            .join(ATTACHMENTS_DIR)
-            .join(attachment_file_name(container_id, ifname))
+    /// The records directories to look in: `runDir`'s, then that of `stateDir`, where a
+    /// hostguard before `runDir` wrote them, when it is another directory and exists.
+    fn record_tops(&self) -> Vec<PathBuf> {
+        let mut tops = vec![self.run.join(ATTACHMENTS_DIR)];
+        let old = self.root.join(ATTACHMENTS_DIR);
+        if self.root != self.run && fs::symlink_metadata(&old).is_ok() {
+            tops.push(old);
+        }
+        tops
     }
 
     /// Written without fsync (the two fsyncs were most of a steady-state ADD: median 9.7 ms ->
@@ -132,7 +165,7 @@ impl StateDir {
     /// them. The rename still keeps a half-written record from every reader while the node runs.
     pub fn write_attachment(&self, record: &AttachmentRecord) -> Result<()> {
         let path = self.attachment_path(&record.network, &record.container_id, &record.ifname);
-        let dir = path.parent().unwrap_or(&self.root);
+        let dir = path.parent().unwrap_or(&self.run);
         match fs::DirBuilder::new().mode(0o700).create(dir) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -146,27 +179,39 @@ impl StateDir {
     }
 
     /// Removes the record of one attachment of `network`, and a record of the older layout for
-    /// the same container and interface unless it names another network. With `network` unknown
-    /// (DEL of a configuration without a usable name) only the older layout's record can be
-    /// found. Without a directory fsync, for the reason given at [`StateDir::write_attachment`]:
-    /// a crash that undoes the removal brings back a record of a sandbox that the crash ended,
-    /// and GC drops it.
+    /// the same container and interface unless it names another network, in `runDir` and in the
+    /// `stateDir` of a hostguard before `runDir`. With `network` unknown (DEL of a configuration
+    /// without a usable name) only the older layout's record can be found. Without a directory
+    /// fsync, for the reason given at [`StateDir::write_attachment`]: a crash that undoes the
+    /// removal brings back a record of a sandbox that the crash ended, and GC drops it.
     pub fn remove_attachment(
         &self,
         network: Option<&str>,
         container_id: &str,
         ifname: &str,
     ) -> Result<()> {
+        for top in self.record_tops() {
+            self.remove_attachment_in(&top, network, container_id, ifname)?;
+        }
+        Ok(())
+    }
+
+    fn remove_attachment_in(
+        &self,
+        top: &Path,
+        network: Option<&str>,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<()> {
+        let file = attachment_file_name(container_id, ifname);
         if let Some(network) = network {
-            let path = self.attachment_path(network, container_id, ifname);
-            remove_if_present(&path)?;
+            let dir = top.join(network_dir_name(network));
+            remove_if_present(&dir.join(&file))?;
             // The network's last record gone, its directory goes too (callers hold the
             // attachments lock, so no ADD is writing into it); one still in use is not empty.
-            if let Some(dir) = path.parent() {
-                let _ = fs::remove_dir(dir);
-            }
+            let _ = fs::remove_dir(dir);
         }
-        let legacy = self.legacy_attachment_path(container_id, ifname);
+        let legacy = top.join(&file);
         let other_network = match (network, self.read_json::<AttachmentRecord>(&legacy)) {
             (Some(ours), Ok(Some(record))) => !record.network.is_empty() && record.network != ours,
             _ => false,
@@ -180,23 +225,27 @@ impl StateDir {
     /// The attachment files GC of `network` may judge, each with its parsed record or the reason
     /// it could not be read: every file of the network's own directory, and the older layout's
     /// files that name this network, name none, or cannot be read (they were always judged by
-    /// every network's GC, and still are).
+    /// every network's GC, and still are); in `runDir`, and in the `stateDir` of a hostguard
+    /// before `runDir`.
     pub fn attachments_of(
         &self,
         network: &str,
     ) -> Result<Vec<(PathBuf, Result<AttachmentRecord>)>> {
-        let top = self.root.join(ATTACHMENTS_DIR);
         let mut out = Vec::new();
-        for (path, record) in self.records_in(&top)? {
-            let foreign = matches!(&record, Ok(r) if !r.network.is_empty() && r.network != network);
-            if !foreign {
-                out.push((path, record));
+        for top in self.record_tops() {
+            own_directory(&top)?;
+            for (path, record) in self.records_in(&top)? {
+                let foreign =
+                    matches!(&record, Ok(r) if !r.network.is_empty() && r.network != network);
+                if !foreign {
+                    out.push((path, record));
+                }
             }
-        }
-        let own = top.join(network_dir_name(network));
-        if fs::symlink_metadata(&own).is_ok() {
-            own_directory(&own)?;
-            out.extend(self.records_in(&own)?);
+            let own = top.join(network_dir_name(network));
+            if fs::symlink_metadata(&own).is_ok() {
+                own_directory(&own)?;
+                out.extend(self.records_in(&own)?);
+            }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -221,7 +270,36 @@ impl StateDir {
     }
 
     pub fn journal_path(&self) -> PathBuf {
-        self.root.join(JOURNAL_FILE)
+        self.run.join(JOURNAL_FILE)
+    }
+
+    /// Moves an uplink journal that a hostguard before `runDir` left in `stateDir` to where the
+    /// journal is now kept, so that the move it describes is finished or rolled back as any
+    /// other. Under that hostguard's lock as well as ours, so a process of either version still
+    /// running sees the journal in one place only. Returns whether there was one to move. The
+    /// journal is checked by its reader afterwards; a file that cannot be moved (a symlink, too
+    /// large) is an error naming it.
+    pub fn adopt_old_journal(&self) -> Result<bool> {
+        let old = self.root.join(JOURNAL_FILE);
+        if self.root == self.run || fs::symlink_metadata(&old).is_err() {
+            return Ok(false);
+        }
+        let _old_lock = lock::lock_exclusive(&self.root.join("uplink.lock"))?;
+        let _lock = self.lock("uplink")?;
+        let Some(journal) = self.read_json::<serde_json::Value>(&old)? else {
+            return Ok(false);
+        };
+        if fs::symlink_metadata(self.journal_path()).is_ok() {
+            bail!(
+                "two uplink journals: {} and {}; a move can only be in progress once: inspect \
+                 both, keep the one that describes the host, and delete the other",
+                old.display(),
+                self.journal_path().display()
+            );
+        }
+        self.write_json_unsynced(&self.journal_path(), &journal)?;
+        atomic::remove_durable(&old)?;
+        Ok(true)
     }
 
     /// Reads a JSON state file: `None` if absent; an error naming the file if it is a symlink,
@@ -277,6 +355,20 @@ impl StateDir {
             reads_back_as_json(path, written)
         })
     }
+}
+
+/// Creates `dir` (and its parents) with mode 0700 if needed, and insists it is a directory.
+fn open_dir(dir: &Path, what: &str) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("create {what} directory {}", dir.display()))?;
+    let meta = fs::metadata(dir).with_context(|| format!("stat {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("{what} directory {} is not a directory", dir.display());
+    }
+    Ok(())
 }
 
 /// Records are written into, and GC deletes from, these directories: through a planted symlink
@@ -391,7 +483,7 @@ mod tests {
     #[test]
     fn records_round_trip_and_corruption_is_named() {
         let dir = scratch("rt");
-        let state = StateDir::open(&dir).unwrap();
+        let state = StateDir::open(&dir, &dir.join("run")).unwrap();
         let rec = AttachmentRecord {
             version: FORMAT_VERSION,
             container_id: "c1".into(),
@@ -417,7 +509,7 @@ mod tests {
     #[test]
     fn symlinked_and_special_state_files_are_refused() {
         let dir = scratch("sym");
-        let state = StateDir::open(&dir).unwrap();
+        let state = StateDir::open(&dir, &dir.join("run")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.join(BASELINE_FILE)).unwrap();
         assert!(state.read_baseline().is_err());
         fs::remove_file(dir.join(BASELINE_FILE)).unwrap();

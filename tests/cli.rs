@@ -56,7 +56,7 @@ fn every_subcommand_documents_its_options_and_exit_status() {
         ),
         (
             vec!["baseline", "--help"],
-            &["--state-dir", "--show", "--update"][..],
+            &["--state-dir", "--run-dir", "--show", "--update"][..],
         ),
         (
             vec!["uplink", "release", "--help"],
@@ -159,6 +159,7 @@ fn every_subcommand_takes_opt_equals_value() {
         "--interface=eth9",
         "--bridge=br9",
         &format!("--state-dir={root}/state"),
+        &format!("--run-dir={root}/state/run"),
     ]);
     assert_eq!(status, 1, "{stderr}");
     let (status, _, stderr) = run(&["baseline", "--state-dir=", "--show"]);

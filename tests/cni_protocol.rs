@@ -174,10 +174,12 @@ fn del_after_the_container_namespace_is_gone_succeeds() {
         .config(&conf("1.1.0", &node.state.path, json!({})))
         .run()
         .ok_silent();
-    assert!(std::fs::read_dir(node.state.join("attachments"))
-        .unwrap()
-        .next()
-        .is_none());
+    assert!(
+        std::fs::read_dir(common::run_dir(&node.state.path).join("attachments"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 }
 
 /// STATUS and GC concern the plugin, not an attachment: stale attachment variables a runtime
@@ -285,7 +287,9 @@ fn gc_and_del_touch_only_their_own_networks_records() {
             .ok();
     }
     let records = |network: &str| -> Vec<String> {
-        let dir = node.state.join("attachments").join(network);
+        let dir = common::run_dir(&node.state.path)
+            .join("attachments")
+            .join(network);
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
@@ -323,7 +327,7 @@ fn gc_and_del_touch_only_their_own_networks_records() {
 #[test]
 fn gc_judges_flat_layout_records_by_the_network_they_name() {
     let node = Node::new("gcflat");
-    let top = node.state.join("attachments");
+    let top = common::run_dir(&node.state.path).join("attachments");
     std::fs::create_dir_all(&top).unwrap();
     for (id, network) in [("old-red", "red"), ("old-blue", "blue"), ("old-none", "")] {
         let record = json!({"version": 1, "containerID": id, "ifname": "eth0",
@@ -428,6 +432,9 @@ fn broken_config_gets_the_spec_codes_and_touches_nothing() {
         out.error(code);
     }
     assert!(!node.state.join("attachments").exists());
+    assert!(!common::run_dir(&node.state.path)
+        .join("attachments")
+        .exists());
 }
 
 #[test]

@@ -23,6 +23,8 @@ fn install(node: &Node, conf_dir: &Path) -> std::process::Child {
         .arg(conf_dir)
         .arg("--state-dir")
         .arg(node.state())
+        .arg("--run-dir")
+        .arg(node.state().join("run"))
         .args(["--timeout", "20"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -91,7 +93,7 @@ fn sixty_four_parallel_add_del_pairs_with_an_uplink_attach_and_an_install() {
             let del = node.call("DEL", &format!("p{i}")).config(&conf);
             let record = node
                 .state()
-                .join(format!("attachments/hostile/p{i}@eth0.json"));
+                .join(format!("run/attachments/hostile/p{i}@eth0.json"));
             thread::spawn(move || {
                 let out = add.run();
                 assert_eq!(out.status, 0, "ADD p{i}: {out:?}");
@@ -145,7 +147,7 @@ fn sixty_four_parallel_add_del_pairs_with_an_uplink_attach_and_an_install() {
             let del = node.call("DEL", &format!("q{i}")).config(&conf);
             let record = node
                 .state()
-                .join(format!("attachments/hostile/q{i}@eth0.json"));
+                .join(format!("run/attachments/hostile/q{i}@eth0.json"));
             thread::spawn(move || {
                 add.run().ok();
                 assert!(record.is_file(), "q{i} attached without a record");

@@ -139,6 +139,7 @@ fn runnable(entry: &Map<String, Value>, version: &str, name: &str, dir: &Path) -
     let mut conf = entry.clone();
     let at = |rel: &str| Value::String(dir.join(rel).display().to_string());
     conf.insert("stateDir".into(), at("state"));
+    conf.insert("runDir".into(), at("run"));
     conf.insert("logFile".into(), at("hostguard.log"));
     if conf.contains_key("networkManager") {
         conf.insert(
@@ -379,6 +380,7 @@ fn the_daemonset_installs_first_then_guards_with_probes_and_metrics() {
     for key in [
         "HOSTGUARD_CONF_DIR",
         "HOSTGUARD_STATE_DIR",
+        "HOSTGUARD_RUN_DIR",
         "HOSTGUARD_PLUGIN_CONFIG",
     ] {
         assert_eq!(
@@ -427,8 +429,10 @@ fn the_daemonset_mounts_its_host_paths_and_the_host_root_read_only() {
         (&install, "/etc/cni/net.d", false),
         (&install, "/opt/cni/bin", false),
         (&install, "/var/lib/cni/hostguard", false),
+        (&install, "/run/hostguard", false),
         (&sync, "/etc/cni/net.d", false),
         (&sync, "/var/lib/cni/hostguard", false),
+        (&sync, "/run/hostguard", false),
         (&guard, "/etc/cni/net.d", false),
         (&guard, "/var/lib/cni/hostguard", false),
         (&guard, "/run/hostguard", false),
@@ -443,6 +447,13 @@ fn the_daemonset_mounts_its_host_paths_and_the_host_root_read_only() {
         );
     }
     assert_eq!(install.get("/host"), Some(&("/".to_string(), true)));
+    // the entry's directories are the ones mounted, at the same paths
+    let entry = plugin_config(&objects);
+    for key in ["stateDir", "runDir"] {
+        let dir = entry[key].as_str().unwrap_or_else(|| panic!("no {key}"));
+        assert_eq!(guard.get(dir), Some(&(dir.to_string(), false)), "{key}");
+        assert_eq!(install.get(dir), Some(&(dir.to_string(), false)), "{key}");
+    }
     // the log the guard writes is inside a directory it has writable
     let log = plugin_config(&objects)["logFile"]
         .as_str()

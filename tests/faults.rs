@@ -204,7 +204,7 @@ fn a_corrupt_uplink_journal_is_reported_and_kept() {
     let node = Node::new("journal");
     let conf = node.conf("1.1.0", json!({}));
     node.call("ADD", "c0").config(&conf).run().ok();
-    let path = node.state().join("uplink-journal.json");
+    let path = node.state().join("run/uplink-journal.json");
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
         (
@@ -278,6 +278,7 @@ fn sigkill_at_random_moments_of_every_writer_leaves_whole_files_and_free_locks()
                 .env_remove("CNI_COMMAND")
                 .args(["baseline", "--update", "--state-dir"]);
             command.arg(node.state());
+            command.arg("--run-dir").arg(node.state().join("run"));
         }
         let mut child = command
             .stdin(std::process::Stdio::piped())
@@ -381,7 +382,7 @@ fn the_uplink_deleted_after_a_killed_attach_is_recovered_or_reported() {
             "step {step}: {err}"
         );
         // The journal was acted on: no later call finds it half-done.
-        let journal = node.state().join("uplink-journal.json");
+        let journal = node.state().join("run/uplink-journal.json");
         if journal.exists() {
             let again = node.call("DEL", "c2").config(&conf).run();
             again.ok();
@@ -404,7 +405,7 @@ fn corrupt_attachment_records_are_replaced_removed_or_dropped() {
     let node = Node::new("badrec");
     let conf = node.conf("1.1.0", json!({}));
     node.call("ADD", "ok").config(&conf).run().ok();
-    let dir = node.state().join("attachments");
+    let dir = node.state().join("run/attachments");
     let garbage: [&[u8]; 4] = [b"", b"{\"containerID\":", b"\xff\xfe", b"[]"];
     for (i, bytes) in garbage.iter().enumerate() {
         fs::write(dir.join(format!("a{i}@eth0.json")), bytes).unwrap();

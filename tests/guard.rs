@@ -572,8 +572,12 @@ fn with_conf_dir_the_daemon_guards_what_the_installed_entry_says() {
     let state = node.state.join("state");
     std::fs::write(
         &entry,
-        json!({"stateDir": state.display().to_string(), "rules": {"match": [{"table": 88}]}})
-            .to_string(),
+        json!({
+            "stateDir": state.display().to_string(),
+            "runDir": common::run_dir(&state).display().to_string(),
+            "rules": {"match": [{"table": 88}]}
+        })
+        .to_string(),
     )
     .unwrap();
     let out = Command::new(BIN)
@@ -615,6 +619,9 @@ fn an_add_and_the_daemon_never_race_a_restore() {
     let conf = {
         let mut conf = node.chained_conf(json!({}));
         conf["stateDir"] = json!(node.state.join("state").display().to_string());
+        conf["runDir"] = json!(common::run_dir(&node.state.join("state"))
+            .display()
+            .to_string());
         conf
     };
     for n in 0..10 {

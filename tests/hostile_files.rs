@@ -71,35 +71,35 @@ fn symlinks_and_fifos_in_the_state_directory_are_refused_and_left_alone() {
         ),
         (
             "baseline.lock -> a file elsewhere",
-            link_to("baseline.lock"),
+            link_to("run/baseline.lock"),
             5,
             false,
             false,
         ),
         (
             "attachments.lock as a directory",
-            Box::new(|s: &Path| fs::create_dir(s.join("attachments.lock")).unwrap()),
+            Box::new(|s: &Path| fs::create_dir(s.join("run/attachments.lock")).unwrap()),
             5,
             false,
             false,
         ),
         (
             "uplink.lock -> a file elsewhere",
-            link_to("uplink.lock"),
+            link_to("run/uplink.lock"),
             5,
             false,
             false,
         ),
         (
             "uplink-journal.json -> a file elsewhere",
-            link_to("uplink-journal.json"),
+            link_to("run/uplink-journal.json"),
             5,
             true,
             false,
         ),
         (
             "uplink-journal.json as a FIFO",
-            Box::new(|s: &Path| mkfifo(&s.join("uplink-journal.json"))),
+            Box::new(|s: &Path| mkfifo(&s.join("run/uplink-journal.json"))),
             5,
             true,
             false,
@@ -107,7 +107,7 @@ fn symlinks_and_fifos_in_the_state_directory_are_refused_and_left_alone() {
     ];
     for (what, plant, add_code, check_fails, status_fails) in &cases {
         let _ = fs::remove_dir_all(&state);
-        fs::create_dir_all(state.join("attachments")).unwrap();
+        fs::create_dir_all(state.join("run/attachments")).unwrap();
         plant(&state);
         let outside = tree(&elsewhere);
         let planted = tree(&state);
@@ -150,7 +150,7 @@ fn planted_records_are_replaced_or_dropped_never_followed() {
     let conf = state_conf(&node);
     let elsewhere = victim(&node);
     let outside = tree(&elsewhere);
-    let attachments = node.state().join("attachments/hostile");
+    let attachments = node.state().join("run/attachments/hostile");
     node.call("ADD", "c0").config(&conf).run().ok();
     // A symlink and a FIFO where records go, and a FIFO under another record's name.
     symlink(
@@ -195,7 +195,10 @@ fn planted_records_are_replaced_or_dropped_never_followed() {
 /// ADD write records, and GC delete files, in a directory hostguard does not own.
 #[test]
 fn a_symlinked_records_directory_is_refused() {
-    for (tag, records_dir) in [("attsym", "attachments"), ("netsym", "attachments/hostile")] {
+    for (tag, records_dir) in [
+        ("attsym", "run/attachments"),
+        ("netsym", "run/attachments/hostile"),
+    ] {
         let node = Node::new(tag);
         let conf = state_conf(&node);
         let elsewhere = victim(&node);
@@ -229,7 +232,7 @@ fn a_symlinked_state_directory_is_followed_on_purpose() {
     symlink(&real, node.state()).unwrap();
     node.call("ADD", "c1").config(&state_conf(&node)).run().ok();
     assert!(real.join("baseline.json").is_file());
-    assert!(real.join("attachments/hostile/c1@eth0.json").is_file());
+    assert!(real.join("run/attachments/hostile/c1@eth0.json").is_file());
 }
 
 #[test]
@@ -250,6 +253,7 @@ fn a_state_directory_that_is_a_file_is_code_5() {
 fn with_state_dir(conf: &Value, dir: &Path) -> Value {
     let mut conf = conf.clone();
     conf["stateDir"] = json!(dir.display().to_string());
+    conf["runDir"] = json!(dir.join("run").display().to_string());
     conf
 }
 
@@ -359,15 +363,15 @@ rm "$D/fill"
 call ADD c1 "$C"
 fill
 call ADD c2 "$C"
-echo "after-full: $(ls -A "$D/state/attachments/hostile" | tr '\n' ' ')"
+echo "after-full: $(ls -A "$D/state/run/attachments/hostile" | tr '\n' ' ')"
 cat "$D/state/baseline.json" >/dev/null
 call CHECK c1 "$C"
 call DEL c1 "$C"
 rm "$D/fill"
 call ADD c2 "$C"
-echo "final: $(ls -A "$D/state/attachments/hostile" | tr '\n' ' ')"
+echo "final: $(ls -A "$D/state/run/attachments/hostile" | tr '\n' ' ')"
 echo "temps: $(find "$D" -name '.hostguard-tmp-*' | wc -l)"
-for f in "$D"/state/baseline.json "$D"/state/attachments/*/*.json; do
+for f in "$D"/state/baseline.json "$D"/state/run/attachments/*/*.json; do
     jq -e . "$f" >/dev/null || echo "invalid: $f"
 done
 "#,

@@ -215,7 +215,7 @@ fn invalid_utf8_and_nul_bytes_are_refused() {
         refused(&node, stdin, 6, what);
     }
     // Escaped NULs are valid JSON, but no path may hold one.
-    for pointer in ["/stateDir", "/logFile", "/networkManager/runDir"] {
+    for pointer in ["/stateDir", "/runDir", "/logFile", "/networkManager/runDir"] {
         let conf = with(full(&node), pointer, json!("/var/lib/a\u{0}b"));
         refused(&node, conf.to_string().as_bytes(), 7, pointer);
     }
@@ -330,7 +330,12 @@ fn unusual_but_valid_names_stay_inside_the_state_directory() {
         assert_eq!(records.len(), 1, "{records:?}");
         assert!(!records[0].contains('/') && records[0].len() <= 255);
         let record: Value = serde_json::from_slice(
-            &std::fs::read(node.state().join("attachments/hostile").join(&records[0])).unwrap(),
+            &std::fs::read(
+                node.state()
+                    .join("run/attachments/hostile")
+                    .join(&records[0]),
+            )
+            .unwrap(),
         )
         .unwrap();
         assert_eq!(record["ifname"], ifname);

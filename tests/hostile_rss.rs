@@ -28,8 +28,9 @@ fn sixty_four_mib_on_stdin_is_refused_with_bounded_reading_and_memory() {
     let host = common::Netns::new("rss");
     let dir = common::TempDir::new("rss");
     let conf_head = format!(
-        r#"{{"cniVersion":"1.0.0","name":"n","type":"hostguard","stateDir":"{}","pad":""#,
-        dir.join("state").display()
+        r#"{{"cniVersion":"1.0.0","name":"n","type":"hostguard","stateDir":"{}","runDir":"{}","pad":""#,
+        dir.join("state").display(),
+        dir.join("run").display()
     );
     let before_kib = peak_rss_of_children_kib();
     let mut child = common::Cni::attach("ADD", "c1", Path::new("/run/netns/none"), "eth0")

@@ -300,6 +300,7 @@ fn plugin_config_and_state_dir_fill_the_entry() {
     let config = node.root.join("pc.json");
     fs::write(&config, testdata_bytes("plugin-config.json")).unwrap();
     let state = node.state.to_string_lossy().into_owned();
+    let run = node.state.join("run").to_string_lossy().into_owned();
     node.install(&[
         "--timeout",
         "5",
@@ -307,11 +308,14 @@ fn plugin_config_and_state_dir_fill_the_entry() {
         config.to_str().unwrap(),
         "--state-dir",
         &state,
+        "--run-dir",
+        &run,
     ])
     .assert_ok();
     let mut expected = testdata_json("plugin-config.json");
     expected["type"] = json!("hostguard");
     expected["stateDir"] = json!(state);
+    expected["runDir"] = json!(run);
     assert_eq!(node.output_json()["plugins"][3], expected);
     assert_eq!(
         fs::metadata(&node.state).unwrap().permissions().mode() & 0o777,

@@ -35,6 +35,7 @@ fn environment_becomes_arguments() {
             .env("HOSTGUARD_PLUGIN_CONFIG", r#"  {"logLevel":"debug"}"#)
             .env("HOSTGUARD_TIMEOUT", "5")
             .env("HOSTGUARD_STATE_DIR", &node.state)
+            .env("HOSTGUARD_RUN_DIR", node.state.join("run"))
             .env("HOSTGUARD_WATCH", "false")
             .output()
             .unwrap(),
@@ -48,7 +49,12 @@ fn environment_becomes_arguments() {
     );
     assert_eq!(
         written["plugins"][3],
-        json!({"type": "hostguard", "logLevel": "debug", "stateDir": node.state.to_string_lossy()})
+        json!({
+            "type": "hostguard",
+            "logLevel": "debug",
+            "stateDir": node.state.to_string_lossy(),
+            "runDir": node.state.join("run").to_string_lossy(),
+        })
     );
     assert!(node.bin.join("hostguard").exists());
     assert!(node.state.is_dir());

@@ -161,6 +161,8 @@ fn baseline_command_records_shows_and_updates() {
             .host
             .hostguard(["baseline", "--state-dir"])
             .arg(&node.state.path)
+            .arg("--run-dir")
+            .arg(common::run_dir(&node.state.path))
             .args(args)
             .output()
             .unwrap();
@@ -206,6 +208,8 @@ fn install_with_state_dir_records_the_baseline_before_any_pod() {
         .arg(&confdir.path)
         .arg("--state-dir")
         .arg(&node.state.path)
+        .arg("--run-dir")
+        .arg(common::run_dir(&node.state.path))
         .output()
         .unwrap();
     assert!(

@@ -36,5 +36,6 @@ mod refusal_nm;
 mod route_guard;
 mod route_identity;
 mod rules_guard;
+mod run_dir;
 mod static_binary;
 mod wait_bench;

@@ -32,6 +32,8 @@ impl Node {
             .hostguard(["uplink", "release"])
             .args(["--interface", "eth1", "--bridge", "br-sec", "--state-dir"])
             .arg(&self.state.path)
+            .arg("--run-dir")
+            .arg(common::run_dir(&self.state.path))
             .output()
             .unwrap();
         (
@@ -41,7 +43,8 @@ impl Node {
     }
 
     fn journal(&self) -> Option<Value> {
-        let bytes = std::fs::read(self.state.join("uplink-journal.json")).ok()?;
+        let path = common::run_dir(&self.state.path).join("uplink-journal.json");
+        let bytes = std::fs::read(path).ok()?;
         Some(serde_json::from_slice(&bytes).unwrap())
     }
 
@@ -482,6 +485,18 @@ fn crash_node(tag: &str) -> Node {
     node
 }
 
+/// A [`crash_node`] attached once and released: the node, its picture before and while attached.
+fn attached_once(tag: &str) -> (Node, Vec<String>, Vec<String>) {
+    let node = crash_node(tag);
+    let before = picture(&node.host);
+    node.run("ADD").ok();
+    let attached = picture(&node.host);
+    let (status, stderr) = node.release();
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(picture(&node.host), before);
+    (node, before, attached)
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "fault-injection"),
@@ -510,13 +525,7 @@ fn every_failing_step_rolls_back_to_the_exact_prior_state() {
     ignore = "needs the crash hooks: cargo test --features fault-injection"
 )]
 fn a_kill_at_any_step_is_finished_or_rolled_back_by_the_next_invocation() {
-    let node = crash_node("upkill");
-    let before = picture(&node.host);
-    node.run("ADD").ok();
-    let attached = picture(&node.host);
-    let (status, stderr) = node.release();
-    assert_eq!(status, 0, "{stderr}");
-    assert_eq!(picture(&node.host), before);
+    let (node, before, attached) = attached_once("upkill");
     let (steps, point_of_no_return, _) = step_count(&node);
 
     for (var, when) in [
@@ -560,6 +569,8 @@ fn a_kill_at_any_step_of_a_release_is_finished_or_rolled_back() {
             .hostguard(["uplink", "release"])
             .args(["--interface", "eth1", "--bridge", "br-sec", "--state-dir"])
             .arg(&node.state.path)
+            .arg("--run-dir")
+            .arg(common::run_dir(&node.state.path))
             .env(var, k.to_string())
             .status()
             .unwrap()
@@ -629,7 +640,8 @@ fn a_journal_from_another_boot_is_set_aside_not_replayed() {
     assert_eq!(out.status, -1);
     let mut journal = node.journal().unwrap();
     journal["bootId"] = "00000000-0000-0000-0000-000000000000".into();
-    std::fs::write(node.state.join("uplink-journal.json"), journal.to_string()).unwrap();
+    let path = common::run_dir(&node.state.path).join("uplink-journal.json");
+    std::fs::write(path, journal.to_string()).unwrap();
     let half_moved = picture(&node.host);
     let out = node.run("DEL");
     out.ok_silent();
@@ -637,6 +649,48 @@ fn a_journal_from_another_boot_is_set_aside_not_replayed() {
     assert!(node.journal().is_none());
     assert!(node.state.join("uplink-journal.set-aside.json").exists());
     assert_eq!(picture(&node.host), half_moved);
+}
+
+/// A hostguard before runDir kept its journal in stateDir. A move it left half done there is
+/// found by the first call of this one, moved to runDir and finished or rolled back as any other.
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the crash hooks: cargo test --features fault-injection"
+)]
+fn a_journal_an_older_hostguard_left_in_state_dir_is_recovered() {
+    // runDir = stateDir is where an older hostguard kept everything.
+    let older = |node: &Node| {
+        let mut conf = node.conf();
+        conf["runDir"] = json!(node.state.path.display().to_string());
+        (conf, node.state.join("uplink-journal.json"))
+    };
+    let (node, before, attached) = attached_once("upold");
+    let (steps, point_of_no_return, _) = step_count(&node);
+    let (old_layout, old) = older(&node);
+    for k in [0, point_of_no_return, steps - 1] {
+        let out = node
+            .cni("ADD")
+            .config(&old_layout)
+            .env("HOSTGUARD_TEST_CRASH_AFTER_STEP", &k.to_string())
+            .run();
+        assert_eq!(out.status, -1, "not killed after step {k}: {out:?}");
+        assert!(old.exists(), "step {k}: no journal in stateDir");
+        assert!(
+            node.journal().is_none(),
+            "step {k}: a journal in runDir already"
+        );
+        let out = node.run("DEL");
+        out.ok_silent();
+        assert!(out.stderr.contains("uplink recovery"), "{}", out.stderr);
+        assert!(!old.exists(), "step {k}: the old journal is left");
+        assert!(node.journal().is_none(), "step {k}: journal left in runDir");
+        if k >= point_of_no_return {
+            assert_eq!(picture(&node.host), attached, "step {k}: expected finished");
+            assert_eq!(node.release().0, 0, "step {k}");
+        }
+        assert_eq!(picture(&node.host), before, "step {k}");
+    }
 }
 
 #[test]
@@ -692,7 +746,9 @@ fn the_route_guard_follows_the_move_instead_of_restoring_eth1() {
     common::run_ok(
         node.host
             .hostguard(["baseline", "--state-dir"])
-            .arg(&node.state.path),
+            .arg(&node.state.path)
+            .arg("--run-dir")
+            .arg(common::run_dir(&node.state.path)),
     );
     node.run("ADD").ok();
     let after = routes(&node.host);
@@ -733,6 +789,7 @@ fn release_usage_errors_and_missing_records() {
         Some(2)
     );
     let dir = node.state.path.display().to_string();
+    let run_dir = common::run_dir(&node.state.path).display().to_string();
     for (bridge, says) in [("../x", "not a valid link name"), ("br-sec", "no record")] {
         let (status, stderr) = run(&[
             "uplink",
@@ -743,6 +800,8 @@ fn release_usage_errors_and_missing_records() {
             bridge,
             "--state-dir",
             &dir,
+            "--run-dir",
+            &run_dir,
         ]);
         assert_eq!(status, Some(1), "--bridge {bridge}: {stderr}");
         assert!(stderr.contains(says), "--bridge {bridge}: {stderr}");
@@ -910,6 +969,8 @@ fn defaults_keep_their_order_through_failures_and_kills_at_every_step() {
             .hostguard(["uplink", "release"])
             .args(["--interface", "eth1", "--bridge", "br-sec", "--state-dir"])
             .arg(&node.state.path)
+            .arg("--run-dir")
+            .arg(common::run_dir(&node.state.path))
             .env("HOSTGUARD_TEST_CRASH_BEFORE_STEP", "0")
             .status()
             .unwrap();
@@ -928,6 +989,8 @@ fn defaults_keep_their_order_through_failures_and_kills_at_every_step() {
             .hostguard(["uplink", "release"])
             .args(["--interface", "eth1", "--bridge", "br-sec", "--state-dir"])
             .arg(&node.state.path)
+            .arg("--run-dir")
+            .arg(common::run_dir(&node.state.path))
             .env("HOSTGUARD_TEST_CRASH_AFTER_STEP", k.to_string())
             .status()
             .unwrap();

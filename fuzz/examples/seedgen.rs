@@ -353,7 +353,8 @@ fn journals(seeds: &Seeds, repo: &Path) {
         let _ = child.wait();
     };
     let conf = json!({"cniVersion": "1.1.0", "name": "n", "type": "hostguard",
-                      "stateDir": state.display().to_string(), "prevResult": {},
+                      "stateDir": state.display().to_string(),
+                      "runDir": state.join("run").display().to_string(), "prevResult": {},
                       "uplink": {"interface": "eth1", "bridge": "br-seed"}});
     for step in [0, 2, 4, 6, 8] {
         let _ = fs::remove_dir_all(&state);

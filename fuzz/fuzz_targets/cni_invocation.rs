@@ -3,9 +3,9 @@
 //!
 //! Safety: the process first moves into a network namespace of its own (ADD, CHECK and STATUS read
 //! and may restore routes and rules there; it holds only `lo`), and every path a parsed config
-//! names (stateDir, logFile, networkManager dirs) is rewritten into a scratch directory on tmpfs
-//! before the call, so no input can make the target write outside it. waitFor timeouts are cut
-//! to zero: a wait is bounded anyway, and the deadline path is what is exercised.
+//! names (stateDir, runDir, logFile, networkManager dirs) is rewritten into a scratch directory on
+//! tmpfs before the call, so no input can make the target write outside it. waitFor timeouts are
+//! cut to zero: a wait is bounded anyway, and the deadline path is what is exercised.
 //!
 //! Input: `COMMAND \0 CONTAINERID \0 NETNS \0 IFNAME \0 ARGS \0 stdin`. A field that is not UTF-8
 //! is an unset variable, as `std::env::var` makes it for the real binary.
@@ -42,6 +42,7 @@ fn confine(stdin: &[u8], dir: &std::path::Path) -> Option<Vec<u8>> {
     };
     let path = |rel: &str| Value::String(dir.join(rel).display().to_string());
     root.insert("stateDir".into(), path("state"));
+    root.insert("runDir".into(), path("run"));
     if root.get("logFile").is_some_and(|v| !v.is_null()) {
         root.insert("logFile".into(), path("hostguard.log"));
     }

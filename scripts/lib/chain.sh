@@ -38,7 +38,7 @@ hg_plugin_entry() {
 	local type=$1 dir=$2
 	case $type in
 	hostguard)
-		jq -nc --arg d "$dir/hostguard" '{type: "hostguard", stateDir: $d,
+		jq -nc --arg d "$dir/hostguard" '{type: "hostguard", stateDir: $d, runDir: ($d + "/run"),
 			logFile: ($d + ".log"), logLevel: "debug"}'
 		;;
 	tuning) jq -nc --arg d "$dir/tuning" '{type: "tuning", dataDir: $d}' ;;
@@ -151,7 +151,7 @@ hg_hostguard_entry() {
 		--arg ready "$HG_READY_IF" --arg net "$HG_READY_NET" --argjson uplink "$uplink" \
 		--arg upif "$HG_UPLINK_IF" --arg upbr "$HG_UPLINK_BR" '
 		{type: "hostguard", logFile: ($d + "/hostguard.log"), logLevel: "debug",
-		 stateDir: ($d + "/hostguard"),
+		 stateDir: ($d + "/hostguard"), runDir: ($d + "/hostguard/run"),
 		 routes: {restore: true},
 		 rules: {match: [{priority: $prio, table: $table}], restore: true},
 		 refuse: {team: true, networkManager: true},

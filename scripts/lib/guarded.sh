@@ -188,7 +188,7 @@ hg_check_container_gone() {
 	veths=$(ip -n "$HOST_NS" -o link show type veth | awk -F': ' '{sub(/@.*/, "", $2); print $2}' |
 		grep -Evx "eth0|eth1|$HG_READY_IF|$HG_READY_IF-p" | tr '\n' ' ')
 	cache=$(find "$HG_CNI/cache" -type f -path '*results*' 2>/dev/null | tr '\n' ' ')
-	records=$(find "$T/hostguard/attachments" -type f 2>/dev/null | tr '\n' ' ')
+	records=$(find "$T/hostguard/run/attachments" -type f 2>/dev/null | tr '\n' ' ')
 	if [[ -z $veths && -z $cache && -z $records ]]; then
 		hg_ok "$label: its veth, libcni cache entry and attachment record are gone"
 	else

@@ -26,7 +26,7 @@ pub fn add(req: &Request, log: &mut Logger) -> CniResult<Value> {
     // Then, before anything else touches the host: guarding routes or recording state for a node
     // whose primary CNI is not up yet would record the wrong picture.
     wait_for_upstream(req, log)?;
-    let state = super::open_state(&req.conf.plugin.state_dir)?;
+    let state = super::open_state(&req.conf.plugin)?;
     super::uplink::attach(req, &state, log)?;
     guard_default_routes(req, &state, log)?;
     warn_nm_managed_host_interfaces(req, prev, log);

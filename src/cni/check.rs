@@ -17,7 +17,7 @@ pub fn check(req: &Request, _log: &mut Logger) -> CniResult<()> {
             "CHECK needs prevResult: hostguard is a chained plugin",
         ));
     }
-    let state = super::open_state(&req.conf.plugin.state_dir)?;
+    let state = super::open_state(&req.conf.plugin)?;
     let plugin = &req.conf.plugin;
     let refused = refusal::check(plugin.refuse, &plugin.network_manager);
     let options = baseline::route_options(plugin, &refused);

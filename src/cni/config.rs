@@ -100,6 +100,8 @@ pub struct DelConf {
     pub name: Option<String>,
     /// `None` when unusable: then there is nothing DEL could clean.
     pub state_dir: Option<std::path::PathBuf>,
+    /// `None` when unusable: then only what `stateDir` holds can be cleaned.
+    pub run_dir: Option<std::path::PathBuf>,
     /// `None` when the log keys themselves are unusable: then DEL logs to stderr only.
     pub log: Option<crate::config::LogSettings>,
     pub problems: Vec<String>,
@@ -129,6 +131,10 @@ pub fn parse_for_del(stdin: &[u8]) -> DelConf {
     }
     match crate::config::state_dir(&root) {
         Ok(dir) => conf.state_dir = Some(dir),
+        Err(err) => conf.problems.push(err.to_string()),
+    }
+    match crate::config::run_dir(&root) {
+        Ok(dir) => conf.run_dir = Some(dir),
         Err(err) => conf.problems.push(err.to_string()),
     }
     conf.log = crate::config::log_settings(&root).ok();

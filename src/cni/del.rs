@@ -3,8 +3,9 @@
 //! plugin's and IPAM's DEL from ever running, leaking addresses and sandboxes. So DEL fails only
 //! on an environment that would make a file name unsafe (code 4). It succeeds on a second DEL,
 //! without prevResult, with an empty or vanished CNI_NETNS, with no state, and with a
-//! configuration that does not validate: it reads only `name` and `stateDir` (and the log
-//! settings) and logs every other problem. With no usable stateDir there is nothing to clean.
+//! configuration that does not validate: it reads only `name`, `stateDir` and `runDir` (and the
+//! log settings) and logs every other problem. With neither directory usable there is nothing to
+//! clean.
 
 use super::config::{self, DelConf};
 use super::env::CniEnv;
@@ -33,11 +34,11 @@ pub fn del(env: &CniEnv, input: CniResult<&[u8]>, log: &mut Logger) -> CniResult
     let (Some(id), Some(ifname)) = (&env.container_id, &env.ifname) else {
         return Ok(());
     };
-    let Some(dir) = &conf.state_dir else {
-        log.warn("DEL has no usable stateDir, so no record to remove");
+    if conf.state_dir.is_none() && conf.run_dir.is_none() {
+        log.warn("DEL has no usable stateDir or runDir, so no record to remove");
         return Ok(());
-    };
-    let state = match StateDir::open_existing(dir) {
+    }
+    let state = match StateDir::open_existing(conf.state_dir.as_deref(), conf.run_dir.as_deref()) {
         Ok(Some(state)) => state,
         Ok(None) => return Ok(()),
         Err(err) => {

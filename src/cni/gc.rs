@@ -10,7 +10,7 @@ use crate::log::Logger;
 
 pub fn gc(req: &Request, log: &mut Logger) -> CniResult<()> {
     let valid = req.conf.valid_attachments.as_deref().unwrap_or_default();
-    let state = super::open_state(&req.conf.plugin.state_dir)?;
+    let state = super::open_state(&req.conf.plugin)?;
     let _lock = state
         .lock("attachments")
         .map_err(|err| CniError::io("cannot lock the attachment records", &err))?;

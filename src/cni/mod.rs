@@ -16,7 +16,6 @@ mod uplink;
 
 use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
-use std::path::Path;
 
 use crate::log::Logger;
 use crate::state::StateDir;
@@ -191,12 +190,19 @@ pub(crate) fn upstream_ready_now(
     }
 }
 
-pub(crate) fn open_state(dir: &Path) -> CniResult<StateDir> {
-    StateDir::open(dir).map_err(|err| {
+pub(crate) fn open_state(plugin: &crate::config::PluginConfig) -> CniResult<StateDir> {
+    StateDir::open(&plugin.state_dir, &plugin.run_dir).map_err(|err| {
         CniError::new(
             code::IO_FAILURE,
-            format!("cannot use state directory {}", dir.display()),
-            format!("{err:#}; check stateDir in the conflist and that it is writable by root"),
+            format!(
+                "cannot use state directory {} or run directory {}",
+                plugin.state_dir.display(),
+                plugin.run_dir.display()
+            ),
+            format!(
+                "{err:#}; check stateDir and runDir in the conflist and that they are writable \
+                 by root"
+            ),
         )
     })
 }

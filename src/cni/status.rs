@@ -8,7 +8,7 @@ use crate::log::Logger;
 
 pub fn status(req: &Request, _log: &mut Logger) -> CniResult<()> {
     let plugin = &req.conf.plugin;
-    let state = super::open_state(&plugin.state_dir)
+    let state = super::open_state(plugin)
         .map_err(|err| CniError::new(code::NOT_AVAILABLE, err.msg, err.details))?;
     state.read_baseline().map_err(|err| {
         CniError::new(

@@ -22,7 +22,7 @@ use crate::state::StateDir;
 
 /// Finishes or rolls back an interrupted uplink move before ADD or CHECK touches the host.
 pub(super) fn recover_interrupted(req: &Request, log: &mut Logger) -> CniResult<()> {
-    let state = match super::open_state(&req.conf.plugin.state_dir) {
+    let state = match super::open_state(&req.conf.plugin) {
         Ok(state) => state,
         // The verb itself reports an unusable state directory.
         Err(_) => return Ok(()),

@@ -348,7 +348,7 @@ impl Daemon {
             }
             Err(err) => self.log.error(&format!("cannot list the links: {err}")),
         }
-        if let Ok(state) = StateDir::open(&self.config.state_dir) {
+        if let Ok(state) = StateDir::open(&self.config.state_dir, &self.config.run_dir) {
             let plugin = &self.config;
             let refused = refusal::check(plugin.refuse, &plugin.network_manager);
             let options = baseline::route_options(plugin, &refused);
@@ -385,15 +385,16 @@ impl Daemon {
         // every route, `grace_elapsed` only of DHCP and RA ones). Rules only as a kind, since
         // the rule guard takes no per-rule answer.
         let hold_rules = self.fights.holds_kind("rule", now);
-        let report = StateDir::open(&self.config.state_dir).and_then(|state| {
-            guard_host(
-                &state,
-                &self.config,
-                &|route| self.grace.grace_elapsed(route, now),
-                &|route| self.route_held(route, now),
-                !hold_rules,
-            )
-        });
+        let report =
+            StateDir::open(&self.config.state_dir, &self.config.run_dir).and_then(|state| {
+                guard_host(
+                    &state,
+                    &self.config,
+                    &|route| self.grace.grace_elapsed(route, now),
+                    &|route| self.route_held(route, now),
+                    !hold_rules,
+                )
+            });
         let report = match report {
             Ok(report) => report,
             Err(err) => {

@@ -12,8 +12,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub const INSTALL_USAGE: &str = "\
 usage: hostguard install --conf-dir DIR [--output NAME] [--primary NAME] [--plugin-config FILE]
-                         [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--host-root DIR]
-                         [--watch] [--in-place]
+                         [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--run-dir DIR]
+                         [--host-root DIR] [--watch] [--in-place]
 
 Waits for the CNI config a container runtime would load from DIR (the byte-wise first *.conf,
 *.conflist or *.json file; an invalid first file is waited for, never skipped), then writes
@@ -28,7 +28,10 @@ marked as install's own. An existing DIR/NAME that install did not write is neve
   --timeout SECS        how long to wait for a usable upstream config (default 300; 0 = look once)
   --bin-dir DIR         copy this binary to DIR/hostguard first (atomically, mode 0755)
   --state-dir DIR       create this state directory (0700); it becomes the entry's stateDir unless
-                        --plugin-config sets one (the host's path, when DIR is a container mount)
+                        --plugin-config sets one (the host's path, when DIR is a container mount),
+                        and the baseline is recorded there
+  --run-dir DIR         hostguard's per-boot directory, where the baseline lock is taken (default
+                        /run/hostguard); it becomes the entry's runDir unless --plugin-config sets one
   --host-root DIR       where the host's / is (read-only at /host in the DaemonSet; / on the host
                         itself): the networkd and NetworkManager settings that fight a CNI are
                         looked for there and printed as warnings; without it they are not checked
@@ -72,6 +75,7 @@ pub struct InstallOptions {
     pub timeout: Duration,
     pub bin_dir: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    pub run_dir: Option<PathBuf>,
     /// The host's `/` as mounted in a container: where the host-settings checks look.
     pub host_root: Option<PathBuf>,
     pub watch: bool,
@@ -101,6 +105,7 @@ const INSTALL: Spec = Spec {
         Opt::value("--timeout"),
         Opt::value("--bin-dir"),
         Opt::value("--state-dir"),
+        Opt::value("--run-dir"),
         Opt::value("--host-root"),
         Opt::switch("--watch"),
         Opt::switch("--in-place"),
@@ -158,6 +163,7 @@ pub fn parse_install(args: &[String]) -> Result<Parsed<InstallOptions>, String> 
         timeout,
         bin_dir: given.get("--bin-dir").map(PathBuf::from),
         state_dir: given.get("--state-dir").map(PathBuf::from),
+        run_dir: given.get("--run-dir").map(PathBuf::from),
         host_root,
         watch: given.has("--watch"),
         in_place: in_place(&given)?,

@@ -46,6 +46,7 @@ const CNI_KEYS: [&str; 3] = ["capabilities", "runtimeConfig", "args"];
 pub fn build(
     plugin_config: Option<&Path>,
     state_dir: Option<&Path>,
+    run_dir: Option<&Path>,
     warnings: &mut Vec<String>,
 ) -> Result<Map<String, Value>> {
     let mut entry = match plugin_config {
@@ -61,18 +62,23 @@ pub fn build(
         ),
     }
     entry.insert("type".into(), Value::String(HOSTGUARD_TYPE.into()));
-    if let Some(state_dir) = state_dir {
-        let wanted = state_dir.to_string_lossy().into_owned();
-        match entry.get("stateDir") {
+    let dirs = [
+        ("stateDir", "--state-dir", state_dir),
+        ("runDir", "--run-dir", run_dir),
+    ];
+    for (key, flag, dir) in dirs {
+        let Some(dir) = dir else { continue };
+        let wanted = dir.to_string_lossy().into_owned();
+        match entry.get(key) {
             None => {
-                entry.insert("stateDir".into(), Value::String(wanted));
+                entry.insert(key.into(), Value::String(wanted));
             }
             Some(Value::String(given)) if *given == wanted => {}
-            // In a container the state directory is mounted somewhere else than on the host; the
-            // entry must carry the host's path, so an explicit stateDir wins.
+            // In a container the directory is mounted somewhere else than on the host; the entry
+            // must carry the host's path, so an explicit key wins.
             Some(given) => warnings.push(format!(
-                "the entry keeps \"stateDir\" {given} from --plugin-config {}; --state-dir {wanted} is only \
-                 created (right when it is where the host's {given} is mounted here)",
+                "the entry keeps \"{key}\" {given} from --plugin-config {}; {flag} {wanted} is only \
+                 used here (right when it is where the host's {given} is mounted)",
                 display(plugin_config)
             )),
         }
@@ -89,7 +95,7 @@ pub fn build(
     if let Err(err) = crate::config::parse_entry(&entry) {
         let source = match plugin_config {
             Some(path) => format!("--plugin-config {}", path.display()),
-            None => "--state-dir".to_string(),
+            None => "--state-dir / --run-dir".to_string(),
         };
         return Err(Refused {
             source,
@@ -125,7 +131,7 @@ mod tests {
     #[test]
     fn defaults_to_a_bare_entry_with_state_dir() {
         let mut warnings = Vec::new();
-        let entry = build(None, Some(Path::new("/var/lib/hg")), &mut warnings).unwrap();
+        let entry = build(None, Some(Path::new("/var/lib/hg")), None, &mut warnings).unwrap();
         assert_eq!(
             Value::Object(entry),
             serde_json::json!({"type": "hostguard", "stateDir": "/var/lib/hg"})
@@ -139,19 +145,19 @@ mod tests {
         let path = dir.path().join("pc.json");
         fs::write(&path, br#"{"logLevel":"debug","uplnk":{}}"#).unwrap();
         let mut warnings = Vec::new();
-        let entry = build(Some(&path), None, &mut warnings).unwrap();
+        let entry = build(Some(&path), None, None, &mut warnings).unwrap();
         assert_eq!(entry["type"], "hostguard");
         assert_eq!(entry["logLevel"], "debug");
         assert!(warnings[0].contains("\"uplnk\""), "{warnings:?}");
 
         fs::write(&path, br#"{"type":"bridge"}"#).unwrap();
-        assert!(build(Some(&path), None, &mut warnings)
+        assert!(build(Some(&path), None, None, &mut warnings)
             .unwrap_err()
             .to_string()
             .contains("leave \"type\" out"));
         fs::write(&path, br#"{"stateDir":"/a"}"#).unwrap();
         warnings.clear();
-        let mounted = build(Some(&path), Some(Path::new("/host/a")), &mut warnings).unwrap();
+        let mounted = build(Some(&path), Some(Path::new("/host/a")), None, &mut warnings).unwrap();
         assert_eq!(mounted["stateDir"], "/a");
         assert!(
             warnings[0].contains("keeps \"stateDir\" \"/a\""),
@@ -173,15 +179,15 @@ mod tests {
             ),
         ] {
             fs::write(&path, refused).unwrap();
-            let err = build(Some(&path), None, &mut warnings).unwrap_err();
+            let err = build(Some(&path), None, None, &mut warnings).unwrap_err();
             let err = err.downcast_ref::<Refused>().expect(refused);
             assert_eq!(err.error.code, code, "{refused}");
             assert!(err.error.msg.contains(needle), "{refused}: {err}");
         }
-        let err = build(None, Some(Path::new("relative")), &mut warnings).unwrap_err();
+        let err = build(None, Some(Path::new("relative")), None, &mut warnings).unwrap_err();
         assert_eq!(err.downcast_ref::<Refused>().unwrap().error.code, 7);
         fs::write(&path, b"[]").unwrap();
-        assert!(build(Some(&path), None, &mut warnings)
+        assert!(build(Some(&path), None, None, &mut warnings)
             .unwrap_err()
             .to_string()
             .contains("expected a JSON object"));

@@ -96,6 +96,7 @@ fn install(options: InstallOptions) -> Result<i32> {
     let entry = match entry::build(
         options.plugin_config.as_deref(),
         options.state_dir.as_deref(),
+        options.run_dir.as_deref(),
         &mut warnings,
     ) {
         Ok(entry) => entry,
@@ -124,7 +125,11 @@ fn install(options: InstallOptions) -> Result<i32> {
         note(format_args!("created {}", dir.display()));
     }
     if let Some(state_dir) = &options.state_dir {
-        record_baseline(state_dir)?;
+        let run_dir = options.run_dir.as_deref();
+        record_baseline(
+            state_dir,
+            run_dir.unwrap_or(crate::config::DEFAULT_RUN_DIR.as_ref()),
+        )?;
     }
     warn_about_host_settings(options.host_root.as_deref());
     sync::run(sync::Plan {
@@ -162,8 +167,8 @@ fn warn_about_host_settings(host_root: Option<&std::path::Path>) {
 /// Records the host's default routes before any pod exists, so that the first ADD already has
 /// something to guard. An existing baseline is kept: a restarted installer must not adopt a
 /// host that lost a route in the meantime.
-fn record_baseline(state_dir: &std::path::Path) -> Result<()> {
-    let state = crate::state::StateDir::open(state_dir)?;
+fn record_baseline(state_dir: &std::path::Path, run_dir: &std::path::Path) -> Result<()> {
+    let state = crate::state::StateDir::open(state_dir, run_dir)?;
     let mut nl = crate::netlink::Netlink::new().context("open netlink socket")?;
     let _lock = state.lock("baseline")?;
     let (baseline, recorded) = crate::host::baseline::load_or_record(&state, &mut nl)?;

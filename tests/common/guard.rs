@@ -40,6 +40,9 @@ impl Guard {
         wrapper: &[&str],
     ) -> Guard {
         entry["stateDir"] = json!(state.join("state").display().to_string());
+        entry["runDir"] = json!(crate::common::run_dir(&state.join("state"))
+            .display()
+            .to_string());
         let path = state.join("entry.json");
         std::fs::write(&path, entry.to_string()).unwrap();
         let mut args = vec!["--plugin-config".to_string(), path.display().to_string()];

@@ -433,13 +433,22 @@ impl Node {
     }
 }
 
-/// A network configuration for hostguard at `version` with `state_dir`, plus extra keys.
+/// A test's `runDir`: inside its `stateDir`, so that no test ever shares the machine's
+/// /run/hostguard (a journal or lock shared by tests in different namespaces would mix them up),
+/// and so that removing the state directory removes it too.
+pub fn run_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("run")
+}
+
+/// A network configuration for hostguard at `version` with `state_dir` (and its [`run_dir`]),
+/// plus extra keys.
 pub fn conf(version: &str, state_dir: &Path, extra: Value) -> Value {
     let mut base = serde_json::json!({
         "cniVersion": version,
         "name": "hgtest",
         "type": "hostguard",
         "stateDir": state_dir.display().to_string(),
+        "runDir": run_dir(state_dir).display().to_string(),
     });
     if let (Some(obj), Value::Object(more)) = (base.as_object_mut(), extra) {
         obj.extend(more);
@@ -564,11 +573,18 @@ impl Netns {
     }
 }
 
-/// The file names of the attachment records under `state_dir`, of every network (records live in
-/// `attachments/<network>/`; the older flat layout kept them in `attachments/`), sorted.
+/// The file names of the attachment records in the [`run_dir`] of `state_dir`, of every network
+/// (records live in `attachments/<network>/`; the older flat layout kept them in `attachments/`),
+/// sorted.
 pub fn attachment_records(state_dir: &Path) -> Vec<String> {
+    records_in(&run_dir(state_dir))
+}
+
+/// The file names of the attachment records under `dir` (a runDir, or the stateDir of a
+/// hostguard before runDir), sorted.
+pub fn records_in(dir: &Path) -> Vec<String> {
     let mut names = Vec::new();
-    let top = state_dir.join("attachments");
+    let top = dir.join("attachments");
     for entry in std::fs::read_dir(&top).into_iter().flatten().flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             for inner in std::fs::read_dir(entry.path())

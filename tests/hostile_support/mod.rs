@@ -62,6 +62,7 @@ impl Node {
             "name": "hostile",
             "type": "hostguard",
             "stateDir": self.state().display().to_string(),
+            "runDir": self.state().join("run").display().to_string(),
             "rules": {"match": [{"table": 77}]},
             "prevResult": prev_result(version),
         });
@@ -216,7 +217,7 @@ pub fn assert_state_whole(node: &Node, when: &str) -> usize {
         if name == "baseline.json" {
             assert_eq!(value["version"], 1, "{when}: {path}");
             assert!(value["routes"].is_array(), "{when}: {path}");
-        } else if path.starts_with("attachments/") {
+        } else if path.starts_with("run/attachments/") {
             assert!(value["containerID"].is_string(), "{when}: {path}");
         }
     }
@@ -284,6 +285,10 @@ pub fn wrong_values() -> Vec<(String, Vec<Value>)> {
         (
             "/stateDir",
             [not_string(), vec![json!("var/lib"), json!("")]].concat(),
+        ),
+        (
+            "/runDir",
+            [not_string(), vec![json!("run/hostguard"), json!("")]].concat(),
         ),
         ("/routes", not_object()),
         ("/routes/restore", not_bool()),

@@ -248,7 +248,7 @@ mod tests {
     fn scratch_state(tag: &str) -> (std::path::PathBuf, StateDir) {
         let dir = std::env::temp_dir().join(format!("hg-uplink-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let state = StateDir::open(&dir).unwrap();
+        let state = StateDir::open(&dir, &dir.join("run")).unwrap();
         (dir, state)
     }
 

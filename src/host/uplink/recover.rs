@@ -47,6 +47,11 @@ impl std::fmt::Display for Recovered {
 
 /// Finishes or rolls back an interrupted move, if there is one.
 pub fn recover(state: &StateDir) -> Result<Option<Recovered>, UplinkError> {
+    state.adopt_old_journal().map_err(|err| {
+        UplinkError::Io(err.context(
+            "an uplink journal left in stateDir by an older hostguard cannot be moved to runDir",
+        ))
+    })?;
     if !state.journal_path().exists() {
         return Ok(None);
     }
