@@ -242,8 +242,8 @@ fn run(options: &Options) -> Result<()> {
     time("whole ADD in-process (steady state)", iters, || add("ADD"))?;
 
     let state = StateDir::open(&dir.join("state"), &dir.join("run"))?;
-    time("baseline read (StateDir::read_baseline)", iters, || {
-        state.read_baseline()
+    time("baseline read (host::baseline::read)", iters, || {
+        hostguard::host::baseline::read(&state)
     })?;
     let mut n = 0usize;
     let mut record = || {

@@ -161,7 +161,7 @@ fn baseline(args: &[String]) -> i32 {
             // Rules are picked by the conflist's rules.match, which this command does not see:
             // the next ADD records the rules the selectors pick now.
             let fresh = hb::observe(&mut nl)?;
-            state.write_baseline(&fresh)?;
+            hb::write(&state, &fresh)?;
             eprintln!(
                 "baseline updated in {}: {} default routes",
                 state.root().display(),

@@ -22,8 +22,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::host::routes::DefaultRoute;
-use crate::host::rules::GuardedRule;
 use crate::lock::{self, LockGuard};
 
 /// Bumped when a file's shape changes incompatibly; older files are then refused with a message.
@@ -41,16 +39,6 @@ pub struct StateDir {
     root: PathBuf,
     /// `runDir`: this boot's.
     run: PathBuf,
-}
-
-/// What the host looked like when hostguard first saw it, kept up to date by ADD.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Baseline {
-    pub version: u32,
-    pub routes: Vec<DefaultRoute>,
-    /// Policy rules selected by `rules.match`.
-    #[serde(default)]
-    pub rules: Vec<GuardedRule>,
 }
 
 /// One ADD that has not been deleted yet.
@@ -119,20 +107,9 @@ impl StateDir {
         lock::lock_exclusive(&self.run.join(format!("{name}.lock")))
     }
 
-    pub fn read_baseline(&self) -> Result<Option<Baseline>> {
-        let baseline: Option<Baseline> = self.read_json(&self.root.join(BASELINE_FILE))?;
-        match baseline {
-            Some(b) if b.version != FORMAT_VERSION => bail!(
-                "{} has format version {}, this hostguard reads {FORMAT_VERSION}",
-                self.root.join(BASELINE_FILE).display(),
-                b.version
-            ),
-            other => Ok(other),
-        }
-    }
-
-    pub fn write_baseline(&self, baseline: &Baseline) -> Result<()> {
-        self.write_json(&self.root.join(BASELINE_FILE), baseline)
+    /// The baseline's file; its shape belongs to `host::baseline`.
+    pub fn baseline_path(&self) -> PathBuf {
+        self.root.join(BASELINE_FILE)
     }
 
     /// Where the record of one attachment lives: `attachments/<network>/<containerID>@<ifname>.json`.
@@ -498,7 +475,9 @@ mod tests {
         assert_eq!(all[0].1.as_ref().unwrap(), &rec);
 
         fs::write(dir.join(BASELINE_FILE), b"{\"version\":1,\"rou").unwrap();
-        let err = state.read_baseline().unwrap_err();
+        let err = state
+            .read_json::<serde_json::Value>(&state.baseline_path())
+            .unwrap_err();
         assert!(
             format!("{err:#}").contains("baseline.json is corrupt"),
             "{err:#}"
@@ -511,10 +490,11 @@ mod tests {
         let dir = scratch("sym");
         let state = StateDir::open(&dir, &dir.join("run")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.join(BASELINE_FILE)).unwrap();
-        assert!(state.read_baseline().is_err());
+        let read = || state.read_json::<serde_json::Value>(&state.baseline_path());
+        assert!(read().is_err());
         fs::remove_file(dir.join(BASELINE_FILE)).unwrap();
         nix::unistd::mkfifo(&dir.join(BASELINE_FILE), nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let err = state.read_baseline().unwrap_err();
+        let err = read().unwrap_err();
         assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
         fs::remove_dir_all(dir).unwrap();
     }

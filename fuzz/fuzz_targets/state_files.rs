@@ -15,9 +15,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use hostguard::host::baseline::{self, Baseline};
 use hostguard::host::routes::{self, DefaultRoute};
 use hostguard::host::uplink;
-use hostguard::state::{self, AttachmentRecord, Baseline, StateDir};
+use hostguard::state::{self, AttachmentRecord, StateDir};
 use libfuzzer_sys::fuzz_target;
 use netlink_packet_core::Emitable;
 
@@ -97,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
         // Straight from bytes, and through the reader that guards the real file.
         let direct = serde_json::from_slice::<Baseline>(body);
         std::fs::write(dir.join(state::BASELINE_FILE), body).expect("write baseline");
-        let read = state.read_baseline();
+        let read = baseline::read(&state);
         if let Ok(Some(baseline)) = &read {
             assert_eq!(baseline.version, state::FORMAT_VERSION);
             assert_eq!(Some(baseline), direct.as_ref().ok());

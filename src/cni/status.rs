@@ -10,7 +10,7 @@ pub fn status(req: &Request, _log: &mut Logger) -> CniResult<()> {
     let plugin = &req.conf.plugin;
     let state = super::open_state(plugin)
         .map_err(|err| CniError::new(code::NOT_AVAILABLE, err.msg, err.details))?;
-    state.read_baseline().map_err(|err| {
+    crate::host::baseline::read(&state).map_err(|err| {
         CniError::new(
             code::NOT_AVAILABLE,
             "the host baseline cannot be read",

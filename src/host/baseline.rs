@@ -3,6 +3,7 @@
 //! "the host's default routes".
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{PluginConfig, RuleSelector, RulesConfig};
 use crate::host::refusal::RefusalCheck;
@@ -10,16 +11,44 @@ use crate::host::route_guard::{self, Assessment, GuardOptions, GuardOutcome, Unr
 use crate::host::routes::{self, DefaultRoute};
 use crate::host::rules::{self, GuardedRule, RulesOutcome};
 use crate::netlink::Netlink;
-use crate::state::{Baseline, StateDir, FORMAT_VERSION};
+use crate::state::{StateDir, FORMAT_VERSION};
+
+/// What the host looked like when hostguard first saw it, kept up to date by ADD.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub version: u32,
+    pub routes: Vec<DefaultRoute>,
+    /// Policy rules selected by `rules.match`.
+    #[serde(default)]
+    pub rules: Vec<GuardedRule>,
+}
+
+/// The recorded baseline, `None` before the first is recorded; one of another format version is
+/// refused with a message rather than misread.
+pub fn read(state: &StateDir) -> Result<Option<Baseline>> {
+    let path = state.baseline_path();
+    match state.read_json::<Baseline>(&path)? {
+        Some(b) if b.version != FORMAT_VERSION => anyhow::bail!(
+            "{} has format version {}, this hostguard reads {FORMAT_VERSION}",
+            path.display(),
+            b.version
+        ),
+        other => Ok(other),
+    }
+}
+
+pub fn write(state: &StateDir, baseline: &Baseline) -> Result<()> {
+    state.write_json(&state.baseline_path(), baseline)
+}
 
 /// The baseline, recording the host as it is now when there is none yet. The caller holds the
 /// `baseline` lock.
 pub fn load_or_record(state: &StateDir, nl: &mut Netlink) -> Result<(Baseline, bool)> {
-    if let Some(baseline) = state.read_baseline()? {
+    if let Some(baseline) = read(state)? {
         return Ok((baseline, false));
     }
     let baseline = observe(nl)?;
-    state.write_baseline(&baseline)?;
+    write(state, &baseline)?;
     Ok((baseline, true))
 }
 
@@ -79,7 +108,7 @@ pub fn guard_and_adopt(
     if route_outcome.baseline != baseline.routes || rule_outcome.baseline != baseline.rules {
         baseline.routes = route_outcome.baseline.clone();
         baseline.rules = rule_outcome.baseline.clone();
-        state.write_baseline(&baseline)?;
+        write(state, &baseline)?;
     }
     Ok(GuardReport {
         recorded,
@@ -115,7 +144,7 @@ pub fn missing(
         unrestorable: Vec::new(),
         rules: Vec::new(),
     };
-    let Some(baseline) = state.read_baseline()? else {
+    let Some(baseline) = read(state)? else {
         return Ok(missing);
     };
     let mut nl = Netlink::new().context("open netlink socket")?;

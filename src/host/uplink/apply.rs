@@ -480,7 +480,7 @@ fn repoint_baseline(state: &StateDir, moved: &[DefaultRoute], from: &str, to: &s
         return Ok(());
     }
     let _lock = state.lock("baseline")?;
-    let Some(mut baseline) = state.read_baseline()? else {
+    let Some(mut baseline) = crate::host::baseline::read(state)? else {
         return Ok(());
     };
     let mut changed = false;
@@ -492,7 +492,7 @@ fn repoint_baseline(state: &StateDir, moved: &[DefaultRoute], from: &str, to: &s
         }
     }
     if changed {
-        state.write_baseline(&baseline)?;
+        crate::host::baseline::write(state, &baseline)?;
     }
     Ok(())
 }
