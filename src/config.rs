@@ -219,6 +219,19 @@ impl std::error::Error for ConfigError {}
 
 pub type ConfigResult<T> = Result<T, ConfigError>;
 
+/// A plugin config file (`install --plugin-config`, `validate --plugin-config`) configures the
+/// hostguard entry: install sets its `type`, so a `type` in the file may only say hostguard.
+pub fn check_plugin_config_type(entry: &Map<String, Value>) -> ConfigResult<()> {
+    match entry.get("type") {
+        None => Ok(()),
+        Some(Value::String(kind)) if kind == "hostguard" => Ok(()),
+        Some(other) => Err(ConfigError::invalid(format!(
+            "\"type\" is {other}; a plugin config configures the hostguard entry, so leave \
+             \"type\" out"
+        ))),
+    }
+}
+
 /// The one parser of the hostguard entry. `entry` is the object the runtime sends (or the entry
 /// as it stands in a conflist); keys outside hostguard's own are ignored.
 pub fn parse_entry(entry: &Map<String, Value>) -> ConfigResult<PluginConfig> {

@@ -171,6 +171,7 @@ pub fn judge_conflist(bytes: &[u8]) -> Result<usize, Refusal> {
 pub fn judge_plugin_config(bytes: &[u8]) -> Result<usize, Refusal> {
     let answer = |err: CniError| (version::CURRENT.to_string(), err);
     let entry = object(bytes).map_err(answer)?;
+    crate::config::check_plugin_config_type(&entry).map_err(|err| answer(err.into()))?;
     crate::config::parse_entry(&entry).map_err(|err| answer(err.into()))?;
     Ok(1)
 }
@@ -232,5 +233,10 @@ mod tests {
             7
         );
         assert_eq!(judge_plugin_config(b"[]").unwrap_err().1.code, 6);
+        // install refuses a plugin config that names another plugin's type; so does validate
+        assert_eq!(judge_plugin_config(br#"{"type":"hostguard"}"#), Ok(1));
+        let other = judge_plugin_config(br#"{"type":"bridge"}"#).unwrap_err().1;
+        assert_eq!(other.code, 7);
+        assert!(other.msg.contains("leave \"type\" out"), "{}", other.msg);
     }
 }

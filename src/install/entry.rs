@@ -53,13 +53,8 @@ pub fn build(
         Some(path) => load(path)?,
         None => Map::new(),
     };
-    match entry.get("type") {
-        None => {}
-        Some(Value::String(kind)) if kind == HOSTGUARD_TYPE => {}
-        Some(other) => bail!(
-            "--plugin-config {} has \"type\" {other}; it configures the hostguard entry, so leave \"type\" out",
-            display(plugin_config)
-        ),
+    if let Err(err) = crate::config::check_plugin_config_type(&entry) {
+        bail!("--plugin-config {}: {}", display(plugin_config), err.msg);
     }
     entry.insert("type".into(), Value::String(HOSTGUARD_TYPE.into()));
     let dirs = [
