@@ -3,13 +3,14 @@
 //! the plugin's own parser, so the daemon accepts exactly what the plugin accepts.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
 use super::args::Options;
 use crate::config::{self, PluginConfig};
+use crate::install::{discover, inplace};
 
 /// A config file larger than this is not a CNI config.
 const MAX_CONFIG: u64 = 1 << 20;
@@ -49,45 +50,52 @@ fn read_object(path: &Path) -> Result<Map<String, Value>> {
     }
 }
 
-/// The hostguard entry of the file a runtime loads from `dir`: the first `*.conf`, `*.conflist`
-/// or `*.json` in byte order, as libcni picks it. When that file has no hostguard entry, the
-/// plugin does not run on this node either, and the daemon says so instead of guessing.
+/// The hostguard entry of the file a runtime loads from `dir`, chosen as install chooses it
+/// (`install::discover`): the first config file in byte order, or, when that is a meta-plugin's
+/// config (Multus), the master it delegates to, where `install --in-place` puts the entry. When
+/// that file has no hostguard entry, the plugin does not run on this node either, and the daemon
+/// says so instead of guessing.
 fn entry_from_conf_dir(dir: &Path) -> Result<(Map<String, Value>, String)> {
-    let mut names: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("read --conf-dir {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "conf" | "conflist" | "json"))
-                && path.is_file()
-        })
-        .collect();
-    names.sort();
-    let Some(first) = names.first() else {
+    let names = discover::config_names(dir)
+        .with_context(|| format!("read --conf-dir {}", dir.display()))?;
+    if names.is_empty() {
         bail!(
             "--conf-dir {} has no CNI config file yet; run `hostguard install` first",
             dir.display()
         );
-    };
-    let object = read_object(first)?;
+    }
+    for name in &names {
+        let path = dir.join(name);
+        let object = read_object(&path)?;
+        if inplace::meta_plugin(&object).is_some() {
+            continue;
+        }
+        return only_entry(&object, &path).map(|entry| (entry, path.display().to_string()));
+    }
+    bail!(
+        "--conf-dir {} holds only meta-plugin configs (Multus) and no master they delegate to",
+        dir.display()
+    )
+}
+
+fn only_entry(object: &Map<String, Value>, path: &Path) -> Result<Map<String, Value>> {
     let entries: Vec<&Map<String, Value>> = match object.get("plugins") {
         Some(Value::Array(plugins)) => plugins.iter().filter_map(Value::as_object).collect(),
-        _ => vec![&object],
+        _ => vec![object],
     };
     let mut ours = entries
         .into_iter()
         .filter(|e| e.get("type").and_then(Value::as_str) == Some("hostguard"));
     match (ours.next(), ours.next()) {
-        (Some(entry), None) => Ok((entry.clone(), first.display().to_string())),
+        (Some(entry), None) => Ok(entry.clone()),
         (None, _) => bail!(
             "{} is the config the runtime loads, and it has no hostguard entry; run `hostguard \
              install` first",
-            first.display()
+            path.display()
         ),
         (Some(_), Some(_)) => bail!(
             "{} has more than one hostguard entry; `hostguard install` writes exactly one",
-            first.display()
+            path.display()
         ),
     }
 }
@@ -95,6 +103,7 @@ fn entry_from_conf_dir(dir: &Path) -> Result<(Map<String, Value>, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::time::Duration;
 
     fn opts(conf_dir: Option<&Path>, plugin_config: Option<&Path>) -> Options {
@@ -128,6 +137,29 @@ mod tests {
         assert!(origin.ends_with("00-hostguard.conflist"));
         assert_eq!(plugin.state_dir, PathBuf::from("/s"));
         assert_eq!(plugin.routes_dhcp_grace_ms, 50);
+    }
+
+    #[test]
+    fn past_a_multus_config_the_entry_is_read_from_its_master() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(
+            d.join("00-multus.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"multus","plugins":[{"type":"multus-shim"}]}"#,
+        )
+        .unwrap();
+        let err = load(&opts(Some(d), None)).unwrap_err().to_string();
+        assert!(err.contains("no master"), "{err}");
+        // where install --in-place puts the entry beside Multus
+        fs::write(
+            d.join("10-calico.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"calico"},
+               {"type":"hostguard","stateDir":"/m"}]}"#,
+        )
+        .unwrap();
+        let (plugin, origin) = load(&opts(Some(d), None)).unwrap();
+        assert!(origin.ends_with("10-calico.conflist"), "{origin}");
+        assert_eq!(plugin.state_dir, PathBuf::from("/m"));
     }
 
     #[test]
