@@ -9,7 +9,7 @@
 #![no_main]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use hostguard::doctor;
@@ -28,16 +28,6 @@ const FILES: [&str; 6] = [
 fn root() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| hostguard_fuzz::scratch("config-dirs"))
-}
-
-fn paths(root: &Path) -> NmPaths {
-    NmPaths {
-        run_dir: root.join("run/NetworkManager"),
-        conf_dir: root.join("etc/NetworkManager"),
-        lib_dir: root.join("usr/lib/NetworkManager"),
-        proc_dir: root.join("proc"),
-        root: root.to_path_buf(),
-    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -61,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     )
     .expect("pid");
 
-    let paths = paths(root);
+    let paths = NmPaths::under_root(root);
     if let Ok(config) = NmConfig::load(&paths) {
         for (name, kind) in [
             ("eth0", "ethernet"),
