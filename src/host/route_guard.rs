@@ -11,7 +11,7 @@ use nix::libc;
 
 use crate::host::links::LinkTable;
 use crate::host::refusal::RefusalCheck;
-use crate::host::route_identity::{self, Devices, Resolution};
+use crate::host::route_identity::{self, Devices, LinkSource, Resolution};
 use crate::host::routes::{self, DefaultRoute, Placement, Slot};
 use crate::netlink::{
     AddMode, LinkExt, LinkMessage, Netlink, NlError, RouteAttribute, RouteFilter, RouteMessage,
@@ -34,13 +34,20 @@ pub fn default_routes(nl: &mut Netlink, links: &LinkTable) -> Result<Vec<Default
 /// with its pods (a veth each) at about 13 us of kernel time per link: 5.3 ms at 400 links,
 /// against a few microseconds per lookup.
 pub fn default_routes_by_lookup(nl: &mut Netlink) -> Result<Vec<DefaultRoute>> {
-    let messages = nl
+    default_routes_through(&mut Devices::new(nl))
+}
+
+/// As [`default_routes_by_lookup`], asking `devices`, whose answers the resolution of the
+/// baseline's devices that follows on every ADD and CHECK then reuses instead of asking again.
+fn default_routes_through(devices: &mut Devices) -> Result<Vec<DefaultRoute>> {
+    let messages = devices
+        .netlink()
         .routes(&default_routes_filter())
         .context("list default routes")?;
     let mut found: HashMap<u32, Option<LinkMessage>> = HashMap::new();
     for index in messages.iter().flat_map(device_indexes) {
         if let Entry::Vacant(slot) = found.entry(index) {
-            let link = nl.link_by_index(index).with_context(|| {
+            let link = devices.by_index(index).with_context(|| {
                 format!("look up the device of a default route (ifindex {index})")
             })?;
             slot.insert(link);
@@ -150,8 +157,8 @@ pub struct Assessment {
 
 impl Assessment {
     pub fn take(nl: &mut Netlink, baseline: &[DefaultRoute]) -> Result<Assessment> {
-        let current = default_routes_by_lookup(nl)?;
         let mut devices = Devices::new(nl);
+        let current = default_routes_through(&mut devices)?;
         let resolutions = baseline
             .iter()
             .map(|r| route_identity::resolve(r, &mut devices))

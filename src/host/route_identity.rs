@@ -64,6 +64,13 @@ impl<'a> Devices<'a> {
     }
 }
 
+impl Devices<'_> {
+    /// The socket the lookups go through, for the requests around them.
+    pub fn netlink(&mut self) -> &mut Netlink {
+        self.nl
+    }
+}
+
 impl LinkSource for Devices<'_> {
     fn by_index(&mut self, index: u32) -> Result<Option<LinkMessage>> {
         if let Some(found) = self.by_index.get(&index) {
