@@ -13,13 +13,13 @@ As a CNI plugin it is run by the container runtime with CNI_COMMAND set.
 As a tool:
   hostguard install    --conf-dir DIR [--output NAME] [--primary NAME] [--plugin-config FILE]
                        [--timeout SECS] [--bin-dir DIR] [--state-dir DIR] [--run-dir DIR]
-                       [--host-root DIR] [--watch]
-  hostguard uninstall  --conf-dir DIR [--output NAME] [--bin-dir DIR]
+                       [--host-root DIR] [--watch] [--in-place]
+  hostguard uninstall  --conf-dir DIR [--output NAME] [--bin-dir DIR] [--in-place]
   hostguard baseline   [--state-dir DIR] [--run-dir DIR] [--show] [--update]
   hostguard uplink release --interface IF --bridge BR [--state-dir DIR] [--run-dir DIR]
   hostguard doctor     [--root DIR] [--json] [--fix]
   hostguard validate   --conflist FILE | --plugin-config FILE
-  hostguard guard      --plugin-config FILE [--conf-dir DIR] [--metrics-addr HOST:PORT]
+  hostguard guard      {--plugin-config FILE | --conf-dir DIR} [--metrics-addr HOST:PORT]
                        [--settle-ms N]
   hostguard --version | --help
 

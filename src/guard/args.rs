@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::args::{Opt, Spec};
 
 pub const USAGE: &str = "\
-usage: hostguard guard --plugin-config FILE [--conf-dir DIR] [--metrics-addr HOST:PORT]
+usage: hostguard guard {--plugin-config FILE | --conf-dir DIR} [--metrics-addr HOST:PORT]
                        [--settle-ms N]
 
 Runs in the foreground and repairs the baseline default routes and guarded policy rules of the
